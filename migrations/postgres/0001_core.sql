@@ -1,0 +1,143 @@
+-- HumanPing core schema (PostgreSQL). Timestamps are Unix milliseconds; money is integer cents.
+
+CREATE TABLE agents (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE workers (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    lat           DOUBLE PRECISION,
+    lng           DOUBLE PRECISION,
+    capabilities  TEXT NOT NULL DEFAULT '',
+    languages     TEXT NOT NULL DEFAULT '',
+    created_at    BIGINT NOT NULL
+);
+
+CREATE TABLE api_keys (
+    key_hash    TEXT PRIMARY KEY,
+    prefix      TEXT NOT NULL,
+    role        TEXT NOT NULL CHECK (role IN ('agent', 'worker', 'operator')),
+    owner_id    TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    revoked_at  BIGINT
+);
+CREATE INDEX api_keys_owner ON api_keys (owner_id);
+
+-- Ledger accounts, TigerBeetle style: four running totals per account, kept in the same
+-- transaction as the transfer that moves them.
+CREATE TABLE accounts (
+    id               TEXT PRIMARY KEY,
+    kind             TEXT NOT NULL,
+    owner_id         TEXT,
+    currency         TEXT NOT NULL,
+    no_overdraft     BIGINT NOT NULL,
+    debits_pending   BIGINT NOT NULL DEFAULT 0 CHECK (debits_pending >= 0),
+    debits_posted    BIGINT NOT NULL DEFAULT 0 CHECK (debits_posted >= 0),
+    credits_pending  BIGINT NOT NULL DEFAULT 0 CHECK (credits_pending >= 0),
+    credits_posted   BIGINT NOT NULL DEFAULT 0 CHECK (credits_posted >= 0),
+    created_at       BIGINT NOT NULL,
+    CHECK (no_overdraft = 0 OR debits_posted + debits_pending <= credits_posted)
+);
+
+CREATE TABLE transfers (
+    seq                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id                 TEXT NOT NULL UNIQUE,
+    debit_account_id   TEXT NOT NULL REFERENCES accounts (id),
+    credit_account_id  TEXT NOT NULL REFERENCES accounts (id),
+    amount             BIGINT NOT NULL CHECK (amount > 0),
+    currency           TEXT NOT NULL,
+    kind               TEXT NOT NULL CHECK (kind IN ('posted', 'pending', 'post', 'void')),
+    pending_id         TEXT REFERENCES transfers (id),
+    task_id            TEXT,
+    memo               TEXT NOT NULL,
+    created_at         BIGINT NOT NULL,
+    CHECK ((kind IN ('post', 'void')) = (pending_id IS NOT NULL))
+);
+CREATE INDEX transfers_pending ON transfers (pending_id);
+CREATE INDEX transfers_task ON transfers (task_id);
+
+CREATE FUNCTION transfers_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'transfers are append-only';
+END;
+$$;
+CREATE TRIGGER transfers_no_change BEFORE UPDATE OR DELETE ON transfers
+    FOR EACH ROW EXECUTE FUNCTION transfers_append_only();
+
+CREATE TABLE tasks (
+    id                  TEXT PRIMARY KEY,
+    agent_id            TEXT NOT NULL REFERENCES agents (id),
+    kind                TEXT NOT NULL,
+    instruction         TEXT NOT NULL,
+    details             TEXT NOT NULL,
+    context             TEXT,
+    address             TEXT,
+    lat                 DOUBLE PRECISION,
+    lng                 DOUBLE PRECISION,
+    radius_m            BIGINT,
+    language            TEXT,
+    response_format     TEXT NOT NULL,
+    proof               TEXT NOT NULL,
+    metadata            TEXT,
+    budget_cents        BIGINT NOT NULL CHECK (budget_cents > 0),
+    fee_bps             BIGINT NOT NULL,
+    currency            TEXT NOT NULL,
+    slots               BIGINT NOT NULL CHECK (slots >= 1),
+    status              TEXT NOT NULL,
+    hold_transfer_id    TEXT NOT NULL,
+    held_cents          BIGINT NOT NULL CHECK (held_cents >= 0),
+    deadline_at         BIGINT NOT NULL,
+    review_deadline_at  BIGINT,
+    created_at          BIGINT NOT NULL,
+    updated_at          BIGINT NOT NULL,
+    completed_at        BIGINT,
+    ended_at            BIGINT,
+    version             BIGINT NOT NULL DEFAULT 1
+);
+CREATE INDEX tasks_agent ON tasks (agent_id, created_at);
+CREATE INDEX tasks_open ON tasks (status, deadline_at);
+CREATE INDEX tasks_review ON tasks (status, review_deadline_at);
+
+CREATE TABLE assignments (
+    id                TEXT PRIMARY KEY,
+    task_id           TEXT NOT NULL REFERENCES tasks (id),
+    worker_id         TEXT NOT NULL REFERENCES workers (id),
+    status            TEXT NOT NULL,
+    claimed_at        BIGINT NOT NULL,
+    lease_expires_at  BIGINT NOT NULL,
+    submitted_at      BIGINT,
+    answer            TEXT,
+    structured        TEXT,
+    notes             TEXT,
+    proof             TEXT,
+    resolved_at       BIGINT,
+    paid_cents        BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX assignments_task ON assignments (task_id, status);
+CREATE INDEX assignments_worker ON assignments (worker_id, status);
+CREATE INDEX assignments_lease ON assignments (status, lease_expires_at);
+-- A worker holds at most one live slot of a task.
+CREATE UNIQUE INDEX assignments_one_live_per_worker ON assignments (task_id, worker_id)
+    WHERE status IN ('claimed', 'submitted', 'approved');
+
+CREATE TABLE disputes (
+    id             TEXT PRIMARY KEY,
+    task_id        TEXT NOT NULL REFERENCES tasks (id),
+    assignment_id  TEXT NOT NULL REFERENCES assignments (id),
+    reason         TEXT NOT NULL,
+    created_at     BIGINT NOT NULL
+);
+
+-- First result of every keyed request; the same key with other arguments is refused.
+CREATE TABLE idempotency_keys (
+    owner_id      TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    operation     TEXT NOT NULL,
+    request_hash  TEXT NOT NULL,
+    resource_id   TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    PRIMARY KEY (owner_id, key)
+);

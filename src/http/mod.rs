@@ -1,0 +1,133 @@
+//! The REST API under `/v1`: JSON in and out, API keys as bearer tokens, `Idempotency-Key` on
+//! the money-moving POSTs, and one error shape, `{"error": {"code", "message"}}`, for every
+//! failure including unknown routes and malformed bodies.
+//!
+//! | route | who | what |
+//! |---|---|---|
+//! | `POST /v1/tasks` | agent | create a task (201), optionally waiting for the answer |
+//! | `GET /v1/tasks` | agent | list tasks (`status`, `limit`, `before`) |
+//! | `GET /v1/tasks/{id}` | agent | one task (`?wait=SECONDS` to wait for the answer) |
+//! | `POST /v1/tasks/{id}/approve` | agent | pay the workers |
+//! | `POST /v1/tasks/{id}/dispute` | agent | refund, with `{"reason": …}` |
+//! | `POST /v1/tasks/{id}/cancel` | agent | cancel an unclaimed task |
+//! | `GET /v1/balance` | agent | available, held, spent |
+//! | `GET /v1/worker/tasks` | worker | the offered tasks |
+//! | `POST /v1/worker/tasks/{id}/claim` | worker | take a slot (201) |
+//! | `GET /v1/worker/assignments` | worker | own slots |
+//! | `POST /v1/worker/assignments/{id}/submit` | worker | send the answer and proof |
+//! | `GET /v1/worker/me` | worker | profile, trust and earnings |
+//! | `GET /healthz` | anyone | liveness |
+
+mod agent;
+mod auth;
+mod error;
+mod extract;
+mod worker;
+
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::service::HumanPing;
+
+/// The REST API over `service`, ready to serve.
+pub fn router(service: HumanPing) -> Router {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/v1/tasks", post(agent::create_task).get(agent::list_tasks))
+        .route("/v1/tasks/{id}", get(agent::get_task))
+        .route("/v1/tasks/{id}/approve", post(agent::approve))
+        .route("/v1/tasks/{id}/dispute", post(agent::dispute))
+        .route("/v1/tasks/{id}/cancel", post(agent::cancel))
+        .route("/v1/balance", get(agent::balance))
+        .route("/v1/worker/tasks", get(worker::offers))
+        .route("/v1/worker/tasks/{id}/claim", post(worker::claim))
+        .route("/v1/worker/assignments", get(worker::assignments))
+        .route("/v1/worker/assignments/{id}/submit", post(worker::submit))
+        .route("/v1/worker/me", get(worker::me))
+        .fallback(error::no_route)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(error::one_error_shape))
+        .layer(middleware::from_fn(trace_request))
+        .with_state(service)
+}
+
+/// Serves the REST API on `listener` until ctrl-c or SIGTERM, then lets requests in flight
+/// finish (a long-polling `?wait=` may hold shutdown for up to its 120 seconds).
+pub async fn serve(service: HumanPing, listener: TcpListener) -> anyhow::Result<()> {
+    let address = listener.local_addr().context("reading the listener's address")?;
+    tracing::info!(%address, "REST API listening on http://{address}");
+
+    axum::serve(listener, router(service))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving the REST API")?;
+
+    tracing::info!("REST API stopped");
+    Ok(())
+}
+
+/// `GET /healthz`.
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Runs each request in a span with its method and path (never its headers, which carry keys);
+/// the auth extractors record the caller's id on it.
+async fn trace_request(request: Request, next: Next) -> Response {
+    let span = tracing::info_span!(
+        "http",
+        method = %request.method(),
+        path = %request.uri().path(),
+        caller = tracing::field::Empty,
+    );
+    async move {
+        let started = Instant::now();
+        let response = next.run(request).await;
+        let status = response.status().as_u16();
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::debug!(status, ms, "request finished");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested; finishing requests in flight");
+}

@@ -1,0 +1,73 @@
+//! The worker's routes: the task feed, claims, submissions and the worker's own profile.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use super::auth::Worker;
+use super::error::ApiResult;
+use super::extract::{ApiJson, ApiPath};
+use crate::service::views::{AssignmentView, OfferView, WorkerProfile};
+use crate::service::{HumanPing, SubmissionInput};
+
+/// The body of `GET /v1/worker/tasks`.
+#[derive(Serialize)]
+pub(crate) struct Offers {
+    /// Tasks this worker may claim now, best first.
+    tasks: Vec<OfferView>,
+}
+
+/// The body of `GET /v1/worker/assignments`.
+#[derive(Serialize)]
+pub(crate) struct Assignments {
+    /// This worker's slots, in every state.
+    assignments: Vec<AssignmentView>,
+}
+
+/// `GET /v1/worker/tasks`: the tasks the router offers this worker.
+pub(crate) async fn offers(
+    State(service): State<HumanPing>,
+    Worker(worker): Worker,
+) -> ApiResult<Json<Offers>> {
+    let tasks = service.offers(&worker).await?;
+    Ok(Json(Offers { tasks }))
+}
+
+/// `POST /v1/worker/tasks/{id}/claim`: takes one slot of a task, under a lease.
+pub(crate) async fn claim(
+    State(service): State<HumanPing>,
+    Worker(worker): Worker,
+    ApiPath(task_id): ApiPath<String>,
+) -> ApiResult<(StatusCode, Json<AssignmentView>)> {
+    let assignment = service.claim(&worker, &task_id).await?;
+    Ok((StatusCode::CREATED, Json(assignment)))
+}
+
+/// `POST /v1/worker/assignments/{id}/submit`: sends the answer and its proof.
+pub(crate) async fn submit(
+    State(service): State<HumanPing>,
+    Worker(worker): Worker,
+    ApiPath(assignment_id): ApiPath<String>,
+    ApiJson(input): ApiJson<SubmissionInput>,
+) -> ApiResult<Json<AssignmentView>> {
+    let assignment = service.submit(&worker, &assignment_id, input).await?;
+    Ok(Json(assignment))
+}
+
+/// `GET /v1/worker/assignments`: this worker's slots.
+pub(crate) async fn assignments(
+    State(service): State<HumanPing>,
+    Worker(worker): Worker,
+) -> ApiResult<Json<Assignments>> {
+    let assignments = service.assignments(&worker).await?;
+    Ok(Json(Assignments { assignments }))
+}
+
+/// `GET /v1/worker/me`: trust score, earnings and assignment counts.
+pub(crate) async fn me(
+    State(service): State<HumanPing>,
+    Worker(worker): Worker,
+) -> ApiResult<Json<WorkerProfile>> {
+    Ok(Json(service.worker_profile(&worker).await?))
+}

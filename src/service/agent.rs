@@ -1,0 +1,451 @@
+//! What an agent does: post tasks, follow them, approve or dispute results, cancel, and see
+//! its balance.
+
+use std::time::{Duration, Instant};
+
+use sqlx::AnyConnection;
+
+use super::HumanPing;
+use super::error::{ServiceError, ServiceResult};
+use super::idempotency::{self, Claim};
+use super::rows::{self, TASK_COLUMNS, TaskRow, load_agent_task, task_view};
+use super::settle::{save_task, slot_counts};
+use super::views::{BalanceView, TaskPage, TaskView};
+use crate::auth::sha256_hex;
+use crate::domain::ids::{AgentId, TaskId};
+use crate::domain::money::{CURRENCY, Cents};
+use crate::domain::status::TaskStatus;
+use crate::input::{TaskDraft, read_idempotency_key};
+use crate::ledger::{self, LedgerError, account};
+
+/// Polling interval for changes made by other server processes.
+// Limitation: waits see changes from other processes by polling once a second.
+const CROSS_PROCESS_POLL: Duration = Duration::from_secs(1);
+
+impl HumanPing {
+    /// Creates a task and holds `budget × workers` in escrow from the agent's balance.
+    #[tracing::instrument(skip_all, fields(agent = %agent, kind = %draft.kind))]
+    pub async fn create_task(&self, agent: &AgentId, draft: TaskDraft) -> ServiceResult<TaskView> {
+        let now = self.clock.now_ms();
+        let task = draft.validate(now)?;
+        let slots: i64 = 1;
+        let hold = task
+            .budget
+            .checked_mul(slots)
+            .ok_or_else(|| ServiceError::invalid("budget × workers is too large"))?;
+        let task_id = TaskId::generate();
+
+        let mut tx = self.store.begin().await?;
+        if let Some(key) = &task.idempotency_key {
+            let claim = idempotency::claim(
+                &mut tx,
+                agent.as_str(),
+                key,
+                "create_task",
+                &task.request_hash,
+                task_id.as_str(),
+                now,
+            )
+            .await?;
+            if let Claim::Replay(existing) = claim {
+                tx.rollback().await?;
+                tracing::info!(task = %existing, "idempotent replay of task creation");
+                return self.get_task(agent, &existing).await;
+            }
+        }
+        let escrow = account::escrow(&task_id);
+        ledger::open_account(&mut tx, &escrow, "escrow", Some(task_id.as_str()), true, now).await?;
+        let memo = format!("escrow for {} task", task.kind);
+        let pending =
+            match ledger::hold(&mut tx, &account::agent(agent), &escrow, hold, Some(task_id.as_str()), &memo, now)
+                .await
+            {
+                Ok(pending) => pending,
+                Err(LedgerError::Insufficient { .. }) => {
+                    tx.rollback().await?;
+                    let available = self.balance(agent).await?.available_cents;
+                    return Err(ServiceError::InsufficientFunds {
+                        needed: hold,
+                        available: Cents::new(available),
+                    });
+                }
+                Err(LedgerError::NoAccount(_)) => {
+                    return Err(ServiceError::Forbidden("this agent has no account".into()));
+                }
+                Err(other) => return Err(super::settle::ledger_fault(other)),
+            };
+
+        sqlx::query(
+            "INSERT INTO tasks (id, agent_id, kind, instruction, details, context, address, lat, lng, \
+             radius_m, language, response_format, proof, metadata, budget_cents, fee_bps, currency, \
+             slots, status, hold_transfer_id, held_cents, deadline_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, 'open', $19, $20, $21, $22, $22)",
+        )
+        .bind(task_id.as_str())
+        .bind(agent.as_str())
+        .bind(task.kind.as_str())
+        .bind(&task.instruction)
+        .bind(json(&task.details))
+        .bind(&task.context)
+        .bind(&task.address)
+        .bind(task.lat)
+        .bind(task.lng)
+        .bind(task.radius_m)
+        .bind(&task.language)
+        .bind(json(&task.response))
+        .bind(json(&task.proof))
+        .bind(task.metadata.as_ref().map(json))
+        .bind(task.budget.get())
+        .bind(i64::from(self.config.fee_bps))
+        .bind(CURRENCY)
+        .bind(slots)
+        .bind(&pending.id)
+        .bind(hold.get())
+        .bind(task.deadline_at_ms)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+
+        let row = rows::load_task(&mut tx, task_id.as_str(), "").await?.expect("inserted above");
+        let view = task_view(&mut tx, &row).await?;
+        tx.commit().await?;
+        tracing::info!(task = %task_id, held_cents = hold.get(), "task created");
+        self.announce(&task_id);
+        Ok(view)
+    }
+
+    /// The task as it is now, after settling anything time has made due.
+    pub async fn get_task(&self, agent: &AgentId, task_id: &str) -> ServiceResult<TaskView> {
+        let mut conn = self.store.pool().acquire().await?;
+        let task = load_agent_task(&mut conn, agent, task_id, "").await?;
+        if !self.is_due(&mut conn, &task).await? {
+            return task_view(&mut conn, &task).await;
+        }
+        drop(conn);
+        self.settle_task(&task.id).await?;
+        let mut conn = self.store.pool().acquire().await?;
+        let task = load_agent_task(&mut conn, agent, task_id, "").await?;
+        task_view(&mut conn, &task).await
+    }
+
+    /// Waits up to `wait` for the task to have a result or to end, then returns it as it is.
+    pub async fn wait_for_result(
+        &self,
+        agent: &AgentId,
+        task_id: &str,
+        wait: Duration,
+    ) -> ServiceResult<TaskView> {
+        let until = Instant::now() + wait;
+        let mut changes = self.subscribe();
+        loop {
+            let view = self.get_task(agent, task_id).await?;
+            let settled = view.status == TaskStatus::Completed || view.status.is_final();
+            let left = until.saturating_duration_since(Instant::now());
+            if settled || left.is_zero() {
+                return Ok(view);
+            }
+            let nap = tokio::time::sleep(left.min(CROSS_PROCESS_POLL));
+            tokio::pin!(nap);
+            loop {
+                tokio::select! {
+                    _ = &mut nap => break,
+                    changed = changes.recv() => match changed {
+                        Ok(id) if id == view.task_id => break,
+                        Ok(_) => continue,
+                        Err(_) => break,
+                    },
+                }
+            }
+        }
+    }
+
+    /// Approves a completed task: each worker is paid their share, the platform its fee.
+    #[tracing::instrument(skip_all, fields(agent = %agent, task = task_id))]
+    pub async fn approve(
+        &self,
+        agent: &AgentId,
+        task_id: &str,
+        idempotency_key: Option<&str>,
+    ) -> ServiceResult<TaskView> {
+        self.resolve(agent, task_id, idempotency_key, Resolution::Approve).await
+    }
+
+    /// Disputes a completed task: the budget goes back to the agent and the results count
+    /// as rejected.
+    #[tracing::instrument(skip_all, fields(agent = %agent, task = task_id))]
+    pub async fn dispute(
+        &self,
+        agent: &AgentId,
+        task_id: &str,
+        reason: &str,
+        idempotency_key: Option<&str>,
+    ) -> ServiceResult<TaskView> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 2_000 {
+            return Err(ServiceError::invalid(
+                "dispute reason must be 1 to 2000 characters: say what was wrong with the result",
+            ));
+        }
+        self.resolve(agent, task_id, idempotency_key, Resolution::Dispute(reason.to_owned())).await
+    }
+
+    /// Cancels a task no worker has taken; the whole hold goes back to the agent.
+    #[tracing::instrument(skip_all, fields(agent = %agent, task = task_id))]
+    pub async fn cancel(
+        &self,
+        agent: &AgentId,
+        task_id: &str,
+        idempotency_key: Option<&str>,
+    ) -> ServiceResult<TaskView> {
+        self.resolve(agent, task_id, idempotency_key, Resolution::Cancel).await
+    }
+
+    async fn resolve(
+        &self,
+        agent: &AgentId,
+        task_id: &str,
+        idempotency_key: Option<&str>,
+        resolution: Resolution,
+    ) -> ServiceResult<TaskView> {
+        let key = idempotency_key.map(read_idempotency_key).transpose()?;
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        let mut task = load_agent_task(&mut tx, agent, task_id, self.store.for_update()).await?;
+        if let Some(key) = &key {
+            let hash = sha256_hex(format!("{}:{task_id}:{}", resolution.name(), resolution.reason()).as_bytes());
+            let claim =
+                idempotency::claim(&mut tx, agent.as_str(), key, resolution.name(), &hash, task_id, now).await?;
+            if let Claim::Replay(_) = claim {
+                tx.rollback().await?;
+                return self.get_task(agent, task_id).await;
+            }
+        }
+        self.settle(&mut tx, &mut task, now).await?;
+        self.apply(&mut tx, &mut task, &resolution, now).await?;
+        save_task(&mut tx, &mut task, now).await?;
+        let view = task_view(&mut tx, &task).await?;
+        tx.commit().await?;
+        tracing::info!(status = task.status.as_str(), "task {}", resolution.past_tense());
+        self.announce(&task.id);
+        Ok(view)
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        task: &mut TaskRow,
+        resolution: &Resolution,
+        now: i64,
+    ) -> ServiceResult<()> {
+        let id = &task.id;
+        match (resolution, task.status) {
+            (Resolution::Approve, TaskStatus::Completed) => {
+                self.release(conn, task, now, "approved by the agent").await
+            }
+            (Resolution::Dispute(reason), TaskStatus::Completed) => {
+                let rejected = self.refund_results(conn, task, now).await?;
+                for assignment in rejected {
+                    sqlx::query(
+                        "INSERT INTO disputes (id, task_id, assignment_id, reason, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(format!("dsp_{}", crate::domain::ids::random_token(16)))
+                    .bind(task.id.as_str())
+                    .bind(assignment.id.as_str())
+                    .bind(reason)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(())
+            }
+            (Resolution::Cancel, TaskStatus::Open) => {
+                let (claimed, submitted) = slot_counts(conn, task).await?;
+                if claimed + submitted > 0 {
+                    return Err(ServiceError::conflict(format!(
+                        "task {id} has been claimed by a worker and can no longer be cancelled; \
+                         wait for the result and dispute it if it is wrong"
+                    )));
+                }
+                self.end_unfinished(conn, task, TaskStatus::Cancelled, now, "cancelled by the agent").await
+            }
+            (Resolution::Cancel, TaskStatus::InProgress | TaskStatus::Completed) => {
+                Err(ServiceError::conflict(format!(
+                    "task {id} has been claimed by a worker and can no longer be cancelled; \
+                     wait for the result and dispute it if it is wrong"
+                )))
+            }
+            (_, TaskStatus::Open | TaskStatus::InProgress) => Err(ServiceError::conflict(format!(
+                "task {id} has no result yet, so there is nothing to {}; \
+                 call get_task with wait_seconds to wait for it",
+                resolution.name()
+            ))),
+            (_, status) => Err(ServiceError::conflict(format!(
+                "task {id} is already {}; nothing more can be done with it",
+                status.as_str()
+            ))),
+        }
+    }
+
+    /// The agent's tasks, newest first, `limit` at a time.
+    pub async fn list_tasks(
+        &self,
+        agent: &AgentId,
+        status: Option<TaskStatus>,
+        limit: u32,
+        before: Option<&str>,
+    ) -> ServiceResult<TaskPage> {
+        if !(1..=100).contains(&limit) {
+            return Err(ServiceError::invalid(format!("limit {limit} is out of range; give 1 to 100")));
+        }
+        self.settle_due(Some(agent)).await?;
+        let mut conn = self.store.pool().acquire().await?;
+        let cursor = match before {
+            Some(id) => {
+                let task = load_agent_task(&mut conn, agent, id, "").await.map_err(|_| {
+                    ServiceError::invalid(format!("cursor {id:?} is not one of your task ids"))
+                })?;
+                Some((task.created_at, task.id))
+            }
+            None => None,
+        };
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE agent_id = $1 \
+             AND ($2 = '' OR status = $2) \
+             AND ($3 < 0 OR created_at < $3 OR (created_at = $3 AND id < $4)) \
+             ORDER BY created_at DESC, id DESC LIMIT $5"
+        );
+        let (cursor_at, cursor_id) = cursor.map(|(at, id)| (at, id.to_string())).unwrap_or((-1, String::new()));
+        let found = sqlx::query(&sql)
+            .bind(agent.as_str())
+            .bind(status.map(|s| s.as_str()).unwrap_or(""))
+            .bind(cursor_at)
+            .bind(cursor_id)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut tasks = Vec::with_capacity(found.len());
+        for row in found.iter().take(limit as usize) {
+            tasks.push(task_view(&mut conn, &TaskRow::from_row(row)?).await?);
+        }
+        let next_cursor = (found.len() > limit as usize)
+            .then(|| tasks.last().map(|t: &TaskView| t.task_id.to_string()))
+            .flatten();
+        Ok(TaskPage { tasks, next_cursor })
+    }
+
+    /// The agent's available and held funds.
+    pub async fn balance(&self, agent: &AgentId) -> ServiceResult<BalanceView> {
+        self.settle_due(Some(agent)).await?;
+        let mut conn = self.store.pool().acquire().await?;
+        let totals = ledger::totals(&mut conn, &account::agent(agent)).await?.unwrap_or_default();
+        Ok(BalanceView {
+            agent_id: agent.clone(),
+            available_cents: totals.available(),
+            available: Cents::new(totals.available()).to_string(),
+            held_cents: totals.debits_pending,
+            held: Cents::new(totals.debits_pending).to_string(),
+            spent_cents: totals.debits_posted,
+            currency: CURRENCY.to_owned(),
+        })
+    }
+
+    /// Whether time has made something due on this task (checked without locking).
+    async fn is_due(&self, conn: &mut AnyConnection, task: &TaskRow) -> ServiceResult<bool> {
+        if task.status.is_final() {
+            return Ok(false);
+        }
+        let now = self.clock.now_ms();
+        if task.deadline_at <= now || task.review_deadline_at.is_some_and(|r| r <= now) {
+            return Ok(true);
+        }
+        let lapsed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM assignments WHERE task_id = $1 AND status = 'claimed' \
+             AND lease_expires_at <= $2",
+        )
+        .bind(task.id.as_str())
+        .bind(now)
+        .fetch_one(conn)
+        .await?;
+        Ok(lapsed > 0)
+    }
+
+    /// Settles one task in its own transaction; announces it when something changed.
+    pub(super) async fn settle_task(&self, id: &TaskId) -> ServiceResult<bool> {
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        let Some(mut task) = rows::load_task(&mut tx, id.as_str(), self.store.for_update()).await? else {
+            return Ok(false);
+        };
+        let changed = self.settle(&mut tx, &mut task, now).await?;
+        tx.commit().await?;
+        if changed {
+            tracing::info!(task = %id, status = task.status.as_str(), "task settled");
+            self.announce(id);
+        }
+        Ok(changed)
+    }
+
+    /// Settles every task (of one agent, or all) that time has made due. Returns how many
+    /// changed.
+    pub(super) async fn settle_due(&self, agent: Option<&AgentId>) -> ServiceResult<usize> {
+        let now = self.clock.now_ms();
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM tasks t WHERE t.status IN ('open', 'in_progress', 'completed') \
+             AND ($1 = '' OR t.agent_id = $1) \
+             AND (t.deadline_at <= $2 OR t.review_deadline_at <= $2 OR EXISTS ( \
+                 SELECT 1 FROM assignments a WHERE a.task_id = t.id AND a.status = 'claimed' \
+                 AND a.lease_expires_at <= $2)) \
+             ORDER BY t.deadline_at LIMIT 500",
+        )
+        .bind(agent.map(AgentId::as_str).unwrap_or(""))
+        .bind(now)
+        .fetch_all(self.store.pool())
+        .await?;
+        let mut changed = 0;
+        for id in due {
+            if self.settle_task(&TaskId::from_db(id)).await? {
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// The ways an agent can settle a task.
+enum Resolution {
+    Approve,
+    Dispute(String),
+    Cancel,
+}
+
+impl Resolution {
+    fn name(&self) -> &'static str {
+        match self {
+            Resolution::Approve => "approve",
+            Resolution::Dispute(_) => "dispute",
+            Resolution::Cancel => "cancel",
+        }
+    }
+
+    fn past_tense(&self) -> &'static str {
+        match self {
+            Resolution::Approve => "approved",
+            Resolution::Dispute(_) => "disputed",
+            Resolution::Cancel => "cancelled",
+        }
+    }
+
+    fn reason(&self) -> &str {
+        match self {
+            Resolution::Dispute(reason) => reason,
+            _ => "",
+        }
+    }
+}
+
+/// A value as stored in a JSON text column.
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serialises")
+}

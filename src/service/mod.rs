@@ -1,0 +1,159 @@
+//! The marketplace engine: every operation an agent, a worker or an operator can perform,
+//! as transaction scripts over the [`Store`]. The MCP server, the REST API and the CLI are thin
+//! layers over [`HumanPing`].
+//!
+//! Money-moving operations read as: validate, begin, lock the task row, settle what time has
+//! made due (leases, deadlines, review windows), check, move money, commit, notify.
+
+pub mod error;
+pub mod views;
+
+mod agent;
+mod clock;
+mod idempotency;
+mod operator;
+mod rows;
+mod settle;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use crate::auth::{self, Principal};
+use crate::domain::ids::{AgentId, TaskId, WorkerId};
+use crate::store::Store;
+
+pub use clock::Clock;
+pub use error::{ServiceError, ServiceResult};
+pub use operator::{NewWorker, SweepReport};
+pub use worker::{ProofInput, SubmissionInput};
+
+/// Settings of the marketplace, with defaults a test-mode install can use as they are.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Platform fee in basis points of each approved budget (1000 = 10%).
+    pub fee_bps: u32,
+    /// How long an agent has to dispute a result before it is approved automatically.
+    pub review_window: Duration,
+    /// How often the background sweep settles leases, deadlines and review windows.
+    pub sweep_every: Duration,
+    /// Whether funds are real (Stripe). In test mode operators may credit balances.
+    pub live: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            fee_bps: 1000,
+            review_window: Duration::from_secs(72 * 60 * 60),
+            sweep_every: Duration::from_secs(15),
+            live: false,
+        }
+    }
+}
+
+/// The marketplace: a store, its settings, a clock, and a channel announcing task changes to
+/// waiters in this process.
+#[derive(Clone)]
+pub struct HumanPing {
+    store: Store,
+    config: Config,
+    clock: Clock,
+    changes: broadcast::Sender<TaskId>,
+}
+
+impl HumanPing {
+    /// Opens (and migrates) the database at `database_url`.
+    pub async fn open(database_url: &str, config: Config) -> anyhow::Result<HumanPing> {
+        let store = Store::open(database_url).await?;
+        Ok(HumanPing::new(store, config, Clock::system()))
+    }
+
+    pub fn new(store: Store, config: Config, clock: Clock) -> HumanPing {
+        let (changes, _) = broadcast::channel(1024);
+        HumanPing { store, config, clock, changes }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Resolves an API key to who holds it.
+    pub async fn authenticate(&self, key: &str) -> ServiceResult<Principal> {
+        if !auth::looks_like_key(key) {
+            return Err(ServiceError::Unauthorized(
+                "that is not a HumanPing API key; keys look like hp_test_… or hp_live_…".into(),
+            ));
+        }
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT role, owner_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(auth::hash_key(key))
+        .fetch_optional(self.store.pool())
+        .await?;
+        match row {
+            Some((role, owner)) => match role.as_str() {
+                "agent" => Ok(Principal::Agent(AgentId::from_db(owner))),
+                "worker" => Ok(Principal::Worker(WorkerId::from_db(owner))),
+                _ => Ok(Principal::Operator),
+            },
+            None => Err(ServiceError::Unauthorized(format!(
+                "API key {}… is unknown or revoked; ask the operator for a new key",
+                auth::key_prefix(key)
+            ))),
+        }
+    }
+
+    /// Resolves a key that must belong to an agent.
+    pub async fn authenticate_agent(&self, key: &str) -> ServiceResult<AgentId> {
+        match self.authenticate(key).await? {
+            Principal::Agent(id) => Ok(id),
+            _ => Err(ServiceError::Forbidden("this is not an agent key; use the agent's key".into())),
+        }
+    }
+
+    /// Resolves a key that must belong to a worker.
+    pub async fn authenticate_worker(&self, key: &str) -> ServiceResult<WorkerId> {
+        match self.authenticate(key).await? {
+            Principal::Worker(id) => Ok(id),
+            _ => Err(ServiceError::Forbidden("this is not a worker key; use the worker's key".into())),
+        }
+    }
+
+    /// Subscribes to ids of tasks changed by this process.
+    pub fn subscribe(&self) -> broadcast::Receiver<TaskId> {
+        self.changes.subscribe()
+    }
+
+    fn announce(&self, task: &TaskId) {
+        // No receiver is fine: nobody is waiting.
+        let _ = self.changes.send(task.clone());
+    }
+
+    /// Runs the sweep every `config.sweep_every` until the returned handle is aborted.
+    pub fn spawn_sweeper(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(self.config.sweep_every);
+            loop {
+                ticks.tick().await;
+                match self.sweep().await {
+                    Ok(report) if report.settled > 0 => {
+                        tracing::info!(settled = report.settled, "sweep settled due tasks")
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "sweep failed"),
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,205 @@
+//! What the service returns: the JSON shapes agents and workers see, with schemas for MCP
+//! output and the REST API. Amounts appear both in cents and as dollar text.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::domain::ids::{AgentId, AssignmentId, TaskId, WorkerId};
+use crate::domain::kind::TaskKind;
+use crate::domain::response::ResponseFormat;
+use crate::domain::status::{AssignmentStatus, TaskStatus};
+use crate::input::ProofKind;
+
+/// A task as its agent sees it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct TaskView {
+    /// The task's id: pass it to `get_task`, `approve`, `dispute` or `cancel_task`.
+    pub task_id: TaskId,
+    /// The resource that always holds this task's latest state.
+    pub resource_uri: String,
+    pub kind: TaskKind,
+    pub status: TaskStatus,
+    /// What the human was asked.
+    pub instruction: String,
+    /// Budget per human, in cents.
+    pub budget_cents: i64,
+    /// Budget per human, in dollars.
+    pub budget: String,
+    pub currency: String,
+    /// How many humans answer this task.
+    pub workers: i64,
+    /// Money still held in escrow for this task, in cents.
+    pub held_cents: i64,
+    /// The human's answer, once a result is in (the first result when several humans answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// Every result sent so far, with proof.
+    pub results: Vec<ResultView>,
+    pub response_format: ResponseFormat,
+    pub created_at: String,
+    /// When the task expires if it is not done.
+    pub deadline: String,
+    /// When the result is approved automatically unless disputed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_deadline: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+    /// What the agent can do next, in plain words.
+    pub next_step: String,
+}
+
+/// One human's result.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ResultView {
+    pub assignment_id: AssignmentId,
+    pub worker_id: WorkerId,
+    pub status: AssignmentStatus,
+    /// The answer as the worker wrote it.
+    pub answer: String,
+    /// The answer read in the task's response format ("yes", a chosen option, a number...).
+    pub structured: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// Proof sent with the answer (text, photo links, GPS position).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<Value>,
+    pub submitted_at: String,
+    /// What the worker was paid for this result, in cents (after the platform fee).
+    pub paid_cents: i64,
+}
+
+/// A page of an agent's tasks, newest first.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct TaskPage {
+    pub tasks: Vec<TaskView>,
+    /// Pass as `before` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// An agent's money.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct BalanceView {
+    pub agent_id: AgentId,
+    /// What new tasks can use, in cents.
+    pub available_cents: i64,
+    /// What new tasks can use, in dollars.
+    pub available: String,
+    /// What is held in escrow for unfinished tasks, in cents.
+    pub held_cents: i64,
+    /// What is held in escrow for unfinished tasks, in dollars.
+    pub held: String,
+    /// Everything ever paid out of this balance for approved work, in cents.
+    pub spent_cents: i64,
+    pub currency: String,
+}
+
+/// A task as a worker sees it in their feed: what they need to decide whether to take it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct OfferView {
+    pub task_id: TaskId,
+    pub kind: TaskKind,
+    /// What to do.
+    pub instruction: String,
+    /// What the worker is paid on approval, after the platform fee, in cents.
+    pub pay_cents: i64,
+    /// The same, in dollars.
+    pub pay: String,
+    pub currency: String,
+    pub deadline: String,
+    /// How long a claim lasts, in minutes.
+    pub lease_minutes: i64,
+    pub response_format: ResponseFormat,
+    pub proof_required: Vec<ProofKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lng: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub radius_m: Option<i64>,
+    /// Distance from the worker's last known location, in metres.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Slots still free.
+    pub open_slots: i64,
+}
+
+/// One worker's slot of a task, as that worker sees it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct AssignmentView {
+    pub assignment_id: AssignmentId,
+    pub task_id: TaskId,
+    pub status: AssignmentStatus,
+    pub claimed_at: String,
+    /// When the claim runs out unless a result is sent.
+    pub lease_expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submitted_at: Option<String>,
+    /// Pay on approval, after the platform fee, in cents.
+    pub pay_cents: i64,
+    /// Paid so far, in cents.
+    pub paid_cents: i64,
+    /// The task, with the details only the claim holder sees (context, phone, contact).
+    pub task: ClaimedTaskView,
+}
+
+/// The task behind an assignment, as the claim holder sees it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ClaimedTaskView {
+    pub kind: TaskKind,
+    pub instruction: String,
+    /// Kind-specific details such as the phone number to call.
+    pub details: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    pub response_format: ResponseFormat,
+    pub proof_required: Vec<ProofKind>,
+    pub deadline: String,
+}
+
+/// A worker's own profile.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct WorkerProfile {
+    pub worker_id: WorkerId,
+    pub name: String,
+    /// Trust score, 0 to 100.
+    pub trust_score: i64,
+    /// Approved pay credited to the worker, in cents.
+    pub earned_cents: i64,
+    pub earned: String,
+    /// Pay for results waiting for the agent's review, in cents.
+    pub pending_cents: i64,
+    pub pending: String,
+    pub capabilities: Vec<String>,
+    pub languages: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lng: Option<f64>,
+    pub assignments: AssignmentCounts,
+}
+
+/// How many assignments a worker has in each state.
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+pub struct AssignmentCounts {
+    pub claimed: i64,
+    pub submitted: i64,
+    pub approved: i64,
+    pub rejected: i64,
+    pub abandoned: i64,
+    pub lease_expired: i64,
+}
+
+/// Formats Unix milliseconds as RFC 3339 UTC.
+pub fn timestamp(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}

@@ -1,0 +1,569 @@
+//! What a worker does: see the tasks they may take, claim one, send the result, and follow
+//! their own work and earnings.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::{AnyConnection, Row};
+
+use super::HumanPing;
+use super::error::{ServiceError, ServiceResult};
+use super::rows::{ASSIGNMENT_COLUMNS, AssignmentRow, TASK_COLUMNS, TaskRow, load_task};
+use super::settle::save_task;
+use super::views::{
+    AssignmentCounts, AssignmentView, ClaimedTaskView, OfferView, WorkerProfile, timestamp,
+};
+use crate::domain::geo::distance_m;
+use crate::domain::ids::{AssignmentId, TaskId, WorkerId};
+use crate::domain::kind::Capability;
+use crate::domain::money::Cents;
+use crate::domain::status::{AssignmentStatus, TaskStatus};
+use crate::domain::trust;
+use crate::input::ProofKind;
+use crate::ledger::{self, account};
+
+/// How many offers a feed shows at most.
+const FEED_SIZE: usize = 50;
+/// How many open tasks a feed considers before ranking.
+// Limitation: the feed scans the oldest 1000 open tasks and filters them in memory; there is no
+// geographic index yet.
+const FEED_SCAN: i64 = 1_000;
+const MAX_ANSWER_CHARS: usize = 10_000;
+
+/// A worker's result for a claimed task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmissionInput {
+    /// The answer in the task's response format: "yes"/"no", one of the options, a number,
+    /// or free text.
+    #[serde(default)]
+    pub answer: Option<String>,
+    /// The answer as a JSON value (true, 4, "Open"), used when `answer` is absent.
+    #[serde(default)]
+    pub structured: Option<Value>,
+    /// Anything the agent should know about how the answer was found.
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// Proof of the work.
+    #[serde(default)]
+    pub proof: Option<ProofInput>,
+}
+
+/// Proof sent with a result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProofInput {
+    /// A written account of what was done or seen.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Latitude where the worker was, in degrees.
+    #[serde(default)]
+    pub lat: Option<f64>,
+    /// Longitude where the worker was, in degrees.
+    #[serde(default)]
+    pub lng: Option<f64>,
+    /// Accuracy of the position, in metres.
+    #[serde(default)]
+    pub accuracy_m: Option<f64>,
+    /// Links to photos taken for the task.
+    #[serde(default)]
+    pub photo_urls: Option<Vec<String>>,
+}
+
+/// A worker as stored, as far as routing needs it.
+struct WorkerRow {
+    name: String,
+    lat: Option<f64>,
+    lng: Option<f64>,
+    capabilities: Vec<String>,
+    languages: Vec<String>,
+}
+
+fn list(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+async fn load_worker(conn: &mut AnyConnection, worker: &WorkerId) -> ServiceResult<WorkerRow> {
+    let row = sqlx::query("SELECT name, lat, lng, capabilities, languages FROM workers WHERE id = $1")
+        .bind(worker.as_str())
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| ServiceError::Unauthorized("this worker no longer exists".into()))?;
+    Ok(WorkerRow {
+        name: row.try_get("name")?,
+        lat: row.try_get("lat")?,
+        lng: row.try_get("lng")?,
+        capabilities: list(&row.try_get::<String, _>("capabilities")?),
+        languages: list(&row.try_get::<String, _>("languages")?),
+    })
+}
+
+/// Whether the worker may take the task; on success, the distance to it when both places are
+/// known.
+fn eligibility(worker: &WorkerRow, task: &TaskRow) -> Result<Option<f64>, String> {
+    if let Some(capability) = task.kind.required_capability() {
+        if !worker.capabilities.iter().any(|c| c == capability.as_str()) {
+            let what = match capability {
+                Capability::Voice => "placing phone calls",
+                Capability::Field => "going on site",
+            };
+            return Err(format!("it needs the {} capability ({what})", capability.as_str()));
+        }
+    }
+    if let Some(language) = &task.language {
+        let primary = language.split('-').next().unwrap_or(language);
+        let speaks = worker.languages.iter().any(|l| l == language || l.split('-').next() == Some(primary));
+        if !speaks {
+            return Err(format!("it needs a worker who speaks {language}"));
+        }
+    }
+    match (task.lat, task.lng, task.radius_m) {
+        (Some(lat), Some(lng), Some(radius)) => match (worker.lat, worker.lng) {
+            (Some(wlat), Some(wlng)) => {
+                let distance = distance_m(lat, lng, wlat, wlng);
+                if distance > radius as f64 {
+                    Err(format!("it is {:.1} km away, beyond its {radius} m radius", distance / 1000.0))
+                } else {
+                    Ok(Some(distance))
+                }
+            }
+            _ => Err("it is tied to a place and your location is unknown".into()),
+        },
+        _ => Ok(None),
+    }
+}
+
+impl HumanPing {
+    /// The tasks this worker may take now, nearest first, then best paid, then oldest.
+    pub async fn offers(&self, worker: &WorkerId) -> ServiceResult<Vec<OfferView>> {
+        let now = self.clock.now_ms();
+        let mut conn = self.store.pool().acquire().await?;
+        let me = load_worker(&mut conn, worker).await?;
+        let sql = format!(
+            "SELECT {TASK_COLUMNS}, (SELECT COUNT(*) FROM assignments a WHERE a.task_id = t.id \
+               AND (a.status IN ('submitted', 'approved') \
+                    OR (a.status = 'claimed' AND a.lease_expires_at > $1))) AS taken \
+             FROM tasks t WHERE t.status IN ('open', 'in_progress') AND t.deadline_at > $1 \
+             AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id \
+               AND a.worker_id = $2 AND a.status IN ('claimed', 'submitted', 'approved', 'rejected')) \
+             ORDER BY t.created_at LIMIT $3"
+        );
+        let found = sqlx::query(&sql)
+            .bind(now)
+            .bind(worker.as_str())
+            .bind(FEED_SCAN)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut offers = Vec::new();
+        for row in &found {
+            let task = TaskRow::from_row(row)?;
+            let taken: i64 = row.try_get("taken")?;
+            if taken >= task.slots {
+                continue;
+            }
+            if let Ok(distance) = eligibility(&me, &task) {
+                offers.push((distance, offer_view(&task, task.slots - taken, distance)));
+            }
+        }
+        offers.sort_by(|(da, a), (db, b)| {
+            let distance = |d: &Option<f64>| d.unwrap_or(f64::INFINITY);
+            distance(da)
+                .total_cmp(&distance(db))
+                .then(b.pay_cents.cmp(&a.pay_cents))
+                .then(a.deadline.cmp(&b.deadline))
+        });
+        Ok(offers.into_iter().take(FEED_SIZE).map(|(_, offer)| offer).collect())
+    }
+
+    /// Claims one slot of a task for this worker, with a lease.
+    #[tracing::instrument(skip_all, fields(worker = %worker, task = task_id))]
+    pub async fn claim(&self, worker: &WorkerId, task_id: &str) -> ServiceResult<AssignmentView> {
+        let not_offered = || {
+            ServiceError::not_found(format!(
+                "no task {task_id:?} is open to you; GET /v1/worker/tasks lists the tasks you can claim"
+            ))
+        };
+        if TaskId::parse(task_id).is_none() {
+            return Err(not_offered());
+        }
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        let mut task = load_task(&mut tx, task_id, self.store.for_update()).await?.ok_or_else(not_offered)?;
+        self.settle(&mut tx, &mut task, now).await?;
+        let me = load_worker(&mut tx, worker).await?;
+
+        let mine = held_by(&mut tx, &task.id, worker).await?;
+        if let Some(existing) = mine {
+            return Err(ServiceError::conflict(format!(
+                "you already hold task {task_id} (assignment {existing}); send your result to it"
+            )));
+        }
+        match task.status {
+            TaskStatus::Open => {}
+            TaskStatus::InProgress => {
+                return Err(ServiceError::conflict(format!(
+                    "every slot of task {task_id} is taken; pick another task"
+                )));
+            }
+            _ => {
+                return Err(ServiceError::conflict(format!(
+                    "task {task_id} is no longer open; pick another task"
+                )));
+            }
+        }
+        if let Err(reason) = eligibility(&me, &task) {
+            return Err(ServiceError::Forbidden(format!("task {task_id} is not offered to you: {reason}")));
+        }
+
+        let assignment = AssignmentId::generate();
+        let lease_until = (now + task.kind.lease_secs() * 1000).min(task.deadline_at);
+        sqlx::query(
+            "INSERT INTO assignments (id, task_id, worker_id, status, claimed_at, lease_expires_at) \
+             VALUES ($1, $2, $3, 'claimed', $4, $5)",
+        )
+        .bind(assignment.as_str())
+        .bind(task.id.as_str())
+        .bind(worker.as_str())
+        .bind(now)
+        .bind(lease_until)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => ServiceError::conflict(format!(
+                "you already hold task {task_id}; send your result to it"
+            )),
+            _ => e.into(),
+        })?;
+        self.refresh_status(&mut tx, &mut task, now).await?;
+        save_task(&mut tx, &mut task, now).await?;
+        let view = assignment_view(&mut tx, &assignment).await?;
+        tx.commit().await?;
+        tracing::info!(assignment = %assignment, "task claimed");
+        self.announce(&task.id);
+        Ok(view)
+    }
+
+    /// Records the worker's result for a claimed slot. Sending the same result again is a
+    /// harmless retry; a different one after the first is refused.
+    #[tracing::instrument(skip_all, fields(worker = %worker, assignment = assignment_id))]
+    pub async fn submit(
+        &self,
+        worker: &WorkerId,
+        assignment_id: &str,
+        input: SubmissionInput,
+    ) -> ServiceResult<AssignmentView> {
+        let not_found = || {
+            ServiceError::not_found(format!(
+                "no assignment {assignment_id:?} of yours; GET /v1/worker/assignments lists them"
+            ))
+        };
+        let id = AssignmentId::parse(assignment_id).ok_or_else(not_found)?;
+        let answer_text = read_answer_text(&input)?;
+        let notes = bounded("notes", input.notes.as_deref())?;
+        let proof_json = input.proof.as_ref().map(check_proof).transpose()?;
+
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        let found = load_assignment(&mut tx, &id).await?.filter(|a| &a.worker_id == worker);
+        let found = found.ok_or_else(not_found)?;
+        let lock = self.store.for_update();
+        let mut task = load_task(&mut tx, found.task_id.as_str(), lock).await?.ok_or_else(not_found)?;
+        self.settle(&mut tx, &mut task, now).await?;
+        let current = load_assignment(&mut tx, &id).await?.ok_or_else(not_found)?;
+
+        match current.status {
+            AssignmentStatus::Claimed => {}
+            AssignmentStatus::Submitted | AssignmentStatus::Approved | AssignmentStatus::Rejected => {
+                let same = current.answer.as_deref() == Some(answer_text.as_str())
+                    && current.notes == notes
+                    && current.proof == proof_json;
+                if same {
+                    tx.commit().await?;
+                    return self.assignment_for(worker, &id).await;
+                }
+                return Err(ServiceError::conflict(format!(
+                    "assignment {id} already has a result; a result cannot be changed once sent"
+                )));
+            }
+            AssignmentStatus::LeaseExpired => {
+                tx.commit().await?;
+                return Err(ServiceError::conflict(format!(
+                    "your claim on task {} ran out at {}; the slot went back to the pool. \
+                     Claim the task again if it is still open",
+                    task.id,
+                    timestamp(current.lease_expires_at)
+                )));
+            }
+            AssignmentStatus::Abandoned => {
+                return Err(ServiceError::conflict(format!("you gave up assignment {id}")));
+            }
+        }
+
+        let structured = task.response.read_answer(&answer_text).map_err(ServiceError::InvalidInput)?;
+        check_required_proof(&task.proof, input.proof.as_ref(), notes.as_deref())?;
+        sqlx::query(
+            "UPDATE assignments SET status = 'submitted', submitted_at = $1, answer = $2, \
+             structured = $3, notes = $4, proof = $5 WHERE id = $6 AND status = 'claimed'",
+        )
+        .bind(now)
+        .bind(&answer_text)
+        .bind(structured.to_string())
+        .bind(&notes)
+        .bind(&proof_json)
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        self.refresh_status(&mut tx, &mut task, now).await?;
+        save_task(&mut tx, &mut task, now).await?;
+        let view = assignment_view(&mut tx, &id).await?;
+        tx.commit().await?;
+        tracing::info!(task = %task.id, status = task.status.as_str(), "result submitted");
+        self.announce(&task.id);
+        Ok(view)
+    }
+
+    /// The worker's assignments, newest first.
+    pub async fn assignments(&self, worker: &WorkerId) -> ServiceResult<Vec<AssignmentView>> {
+        self.settle_worker_leases(worker).await?;
+        let mut conn = self.store.pool().acquire().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM assignments WHERE worker_id = $1 ORDER BY claimed_at DESC, id DESC LIMIT 100",
+        )
+        .bind(worker.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut views = Vec::with_capacity(ids.len());
+        for id in ids {
+            views.push(assignment_view(&mut conn, &AssignmentId::from_db(id)).await?);
+        }
+        Ok(views)
+    }
+
+    async fn assignment_for(&self, worker: &WorkerId, id: &AssignmentId) -> ServiceResult<AssignmentView> {
+        let mut conn = self.store.pool().acquire().await?;
+        let view = assignment_view(&mut conn, id).await?;
+        let owner: Option<String> = sqlx::query_scalar("SELECT worker_id FROM assignments WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+        match owner {
+            Some(owner) if owner == worker.as_str() => Ok(view),
+            _ => Err(ServiceError::not_found(format!("no assignment {id} of yours"))),
+        }
+    }
+
+    /// The worker's profile: trust score, earnings and track record.
+    pub async fn worker_profile(&self, worker: &WorkerId) -> ServiceResult<WorkerProfile> {
+        self.settle_worker_leases(worker).await?;
+        let mut conn = self.store.pool().acquire().await?;
+        let me = load_worker(&mut conn, worker).await?;
+        let counted: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM assignments WHERE worker_id = $1 GROUP BY status",
+        )
+        .bind(worker.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut counts = AssignmentCounts::default();
+        for (status, n) in counted {
+            match status.parse::<AssignmentStatus>() {
+                Ok(AssignmentStatus::Claimed) => counts.claimed = n,
+                Ok(AssignmentStatus::Submitted) => counts.submitted = n,
+                Ok(AssignmentStatus::Approved) => counts.approved = n,
+                Ok(AssignmentStatus::Rejected) => counts.rejected = n,
+                Ok(AssignmentStatus::Abandoned) => counts.abandoned = n,
+                Ok(AssignmentStatus::LeaseExpired) => counts.lease_expired = n,
+                Err(_) => {}
+            }
+        }
+        let pending_rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT t.budget_cents, t.fee_bps FROM assignments a JOIN tasks t ON t.id = a.task_id \
+             WHERE a.worker_id = $1 AND a.status = 'submitted'",
+        )
+        .bind(worker.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        let pending: i64 = pending_rows
+            .iter()
+            .map(|(budget, bps)| Cents::new(*budget).split_fee(*bps as u32).worker.get())
+            .sum();
+        let totals = ledger::totals(&mut conn, &account::worker(worker)).await?.unwrap_or_default();
+        let earned = totals.credits_posted - totals.debits_posted;
+        let score = trust::score(trust::Record {
+            approved: counts.approved,
+            rejected: counts.rejected,
+            abandoned: counts.abandoned,
+            lease_expired: counts.lease_expired,
+        });
+        Ok(WorkerProfile {
+            worker_id: worker.clone(),
+            name: me.name,
+            trust_score: score,
+            earned_cents: earned,
+            earned: Cents::new(earned).to_string(),
+            pending_cents: pending,
+            pending: Cents::new(pending).to_string(),
+            capabilities: me.capabilities,
+            languages: me.languages,
+            lat: me.lat,
+            lng: me.lng,
+            assignments: counts,
+        })
+    }
+
+    /// Settles the tasks in which this worker's claim has run out.
+    async fn settle_worker_leases(&self, worker: &WorkerId) -> ServiceResult<()> {
+        let lapsed: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT task_id FROM assignments WHERE worker_id = $1 AND status = 'claimed' \
+             AND lease_expires_at <= $2",
+        )
+        .bind(worker.as_str())
+        .bind(self.clock.now_ms())
+        .fetch_all(self.store.pool())
+        .await?;
+        for task in lapsed {
+            self.settle_task(&TaskId::from_db(task)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The worker's live assignment in a task, if any.
+async fn held_by(conn: &mut AnyConnection, task: &TaskId, worker: &WorkerId) -> ServiceResult<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM assignments WHERE task_id = $1 AND worker_id = $2 \
+         AND status IN ('claimed', 'submitted', 'approved', 'rejected') LIMIT 1",
+    )
+    .bind(task.as_str())
+    .bind(worker.as_str())
+    .fetch_optional(conn)
+    .await?)
+}
+
+async fn load_assignment(conn: &mut AnyConnection, id: &AssignmentId) -> ServiceResult<Option<AssignmentRow>> {
+    let sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(conn).await?;
+    row.as_ref().map(AssignmentRow::from_row).transpose()
+}
+
+async fn assignment_view(conn: &mut AnyConnection, id: &AssignmentId) -> ServiceResult<AssignmentView> {
+    let assignment = load_assignment(conn, id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found(format!("no assignment {id}")))?;
+    let task = load_task(conn, assignment.task_id.as_str(), "")
+        .await?
+        .ok_or_else(|| ServiceError::not_found(format!("no task {}", assignment.task_id)))?;
+    // What concerns third parties (a phone number, a contact, the agent's context) is shown
+    // only to the worker who holds the claim, and only while they hold it.
+    let holding = assignment.status == AssignmentStatus::Claimed;
+    Ok(AssignmentView {
+        assignment_id: assignment.id.clone(),
+        task_id: task.id.clone(),
+        status: assignment.status,
+        claimed_at: timestamp(assignment.claimed_at),
+        lease_expires_at: timestamp(assignment.lease_expires_at),
+        submitted_at: assignment.submitted_at.map(timestamp),
+        pay_cents: task.worker_pay().get(),
+        paid_cents: assignment.paid_cents,
+        task: ClaimedTaskView {
+            kind: task.kind,
+            instruction: task.instruction.clone(),
+            details: if holding { task.details.clone() } else { Map::new() },
+            context: if holding { task.context.clone() } else { None },
+            address: task.address.clone(),
+            response_format: task.response.clone(),
+            proof_required: task.proof.clone(),
+            deadline: timestamp(task.deadline_at),
+        },
+    })
+}
+
+fn offer_view(task: &TaskRow, open_slots: i64, distance: Option<f64>) -> OfferView {
+    let pay = task.worker_pay();
+    OfferView {
+        task_id: task.id.clone(),
+        kind: task.kind,
+        instruction: task.instruction.clone(),
+        pay_cents: pay.get(),
+        pay: pay.to_string(),
+        currency: task.currency.clone(),
+        deadline: timestamp(task.deadline_at),
+        lease_minutes: task.kind.lease_secs() / 60,
+        response_format: task.response.clone(),
+        proof_required: task.proof.clone(),
+        address: task.address.clone(),
+        lat: task.lat,
+        lng: task.lng,
+        radius_m: task.radius_m,
+        distance_m: distance.map(|d| d.round() as i64),
+        language: task.language.clone(),
+        open_slots,
+    }
+}
+
+fn bounded(name: &str, text: Option<&str>) -> ServiceResult<Option<String>> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) if text.chars().count() > MAX_ANSWER_CHARS => Err(ServiceError::invalid(format!(
+            "{name} is {} characters long; the limit is {MAX_ANSWER_CHARS}",
+            text.chars().count()
+        ))),
+        other => Ok(other.map(str::to_owned)),
+    }
+}
+
+fn read_answer_text(input: &SubmissionInput) -> ServiceResult<String> {
+    let from_structured = match &input.structured {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Bool(true)) => Some("yes".to_owned()),
+        Some(Value::Bool(false)) => Some("no".to_owned()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => {
+            return Err(ServiceError::invalid(
+                "structured answer must be a string, number or true/false",
+            ));
+        }
+    };
+    let text = input.answer.clone().or(from_structured);
+    bounded("answer", text.as_deref())?
+        .ok_or_else(|| ServiceError::invalid("answer is empty; send the answer to the task's question"))
+}
+
+fn check_proof(proof: &ProofInput) -> ServiceResult<String> {
+    bounded("proof text", proof.text.as_deref())?;
+    match (proof.lat, proof.lng) {
+        (Some(lat), Some(lng)) if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng) => {}
+        (None, None) => {}
+        _ => {
+            return Err(ServiceError::invalid(
+                "proof position needs both lat (-90..90) and lng (-180..180)",
+            ));
+        }
+    }
+    if let Some(urls) = &proof.photo_urls {
+        if urls.len() > 20 || urls.iter().any(|u| u.is_empty() || u.len() > 2_000) {
+            return Err(ServiceError::invalid("proof photo_urls: give 1 to 20 links of at most 2000 characters"));
+        }
+    }
+    Ok(serde_json::to_string(proof).expect("plain data serialises"))
+}
+
+fn check_required_proof(required: &[ProofKind], proof: Option<&ProofInput>, notes: Option<&str>) -> ServiceResult<()> {
+    for kind in required {
+        let present = match kind {
+            ProofKind::Text => {
+                notes.is_some() || proof.and_then(|p| p.text.as_deref()).is_some_and(|t| !t.trim().is_empty())
+            }
+            ProofKind::Photo => proof.and_then(|p| p.photo_urls.as_ref()).is_some_and(|u| !u.is_empty()),
+            ProofKind::Gps => proof.is_some_and(|p| p.lat.is_some() && p.lng.is_some()),
+        };
+        if !present {
+            let what = match kind {
+                ProofKind::Text => "a written account (proof.text or notes)",
+                ProofKind::Photo => "at least one photo (proof.photo_urls)",
+                ProofKind::Gps => "your position (proof.lat and proof.lng)",
+            };
+            return Err(ServiceError::invalid(format!("this task requires {what} as proof")));
+        }
+    }
+    Ok(())
+}

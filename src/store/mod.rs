@@ -1,0 +1,146 @@
+//! The database behind HumanPing: one `Store`, over SQLite (the embedded default) or
+//! PostgreSQL (production), with one migrations folder per backend.
+//!
+//! SQL is written once, in the subset both backends share (`$1` parameters, `RETURNING`,
+//! `ON CONFLICT`, partial indexes), through sqlx's `Any` driver; what differs — opening the
+//! database, how a writing transaction begins, row locks, migrations — lives in `sqlite.rs`
+//! and `postgres.rs`. Values crossing the boundary are plain scalars: `i64` cents and Unix
+//! milliseconds, `TEXT` ids and JSON, `f64` coordinates.
+
+mod postgres;
+mod sqlite;
+
+use anyhow::Context;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Transaction};
+
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool plus what the code needs to know about its dialect.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A writing transaction; dropped without `commit` it rolls back.
+pub type Tx = Transaction<'static, sqlx::Any>;
+
+impl Store {
+    /// Opens the database named by `url` (`sqlite://…`, a plain file path, or
+    /// `postgres://…`) and brings its schema up to date.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        install_default_drivers();
+        let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            (Backend::Sqlite, sqlite::prepare(url)?)
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(std::time::Duration::from_secs(30));
+        let pool = match backend {
+            Backend::Sqlite => options.after_connect(|conn, _| Box::pin(sqlite::configure(conn))),
+            Backend::Postgres => options,
+        }
+        .connect(&url)
+        .await
+        .with_context(|| format!("could not open the database at {}", redact(&url)))?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations of this backend that the database has not seen yet.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlite::migrator(),
+            Backend::Postgres => postgres::migrator(),
+        };
+        migrator.run(&self.pool).await.context("could not migrate the database schema")?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a read lock.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// The clause that locks the selected rows until the transaction ends. SQLite needs none:
+    /// its writing transaction already excludes every other writer.
+    pub fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Builds a migrator from migration files compiled into the binary.
+fn embedded_migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    use std::borrow::Cow;
+    let migrations = files
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                Cow::Borrowed(*sql),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(redact("postgres://hp:secret@127.0.0.1/hp"), "postgres://hp:***@127.0.0.1/hp");
+        assert_eq!(redact("postgres://hp@127.0.0.1/hp"), "postgres://hp@127.0.0.1/hp");
+        assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}
