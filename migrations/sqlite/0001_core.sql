@@ -42,6 +42,12 @@ CREATE TABLE accounts (
     CHECK (no_overdraft = 0 OR debits_posted + debits_pending <= credits_posted)
 );
 
+-- The platform's own accounts: fees earned, and money that came in from outside in test mode
+-- (the one account allowed to go below zero, as it stands for the world outside the books).
+INSERT INTO accounts (id, kind, owner_id, currency, no_overdraft, created_at) VALUES
+    ('platform:fees', 'platform', NULL, 'usd', 1, 0),
+    ('external:test_funding', 'external', NULL, 'usd', 0, 0);
+
 CREATE TABLE transfers (
     seq                INTEGER PRIMARY KEY AUTOINCREMENT,
     id                 TEXT NOT NULL UNIQUE,
