@@ -12,13 +12,31 @@ use crate::domain::response::ResponseFormat;
 use crate::service::error::{ServiceError, ServiceResult};
 
 /// Where the task happens: an address, or a place with coordinates.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum LocationInput {
     /// A street address or place name, e.g. "245 Rue St-Paul, Montréal".
     Address(String),
     /// A place given by parts.
     Place(Place),
+}
+
+impl<'de> Deserialize<'de> for LocationInput {
+    /// A string is an address; an object is a place. Anything else, or a malformed place, is
+    /// refused with a message that says which (serde's untagged enums only say "no variant").
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(deserializer)? {
+            Value::String(address) => Ok(LocationInput::Address(address)),
+            place @ Value::Object(_) => serde_json::from_value(place)
+                .map(LocationInput::Place)
+                .map_err(|e| D::Error::custom(format!("location: {e}"))),
+            other => Err(D::Error::custom(format!(
+                "location must be an address string or an object with address, lat, lng and \
+                 radius_m, not {other}"
+            ))),
+        }
+    }
 }
 
 /// A place given by address and/or coordinates.
@@ -608,6 +626,10 @@ mod tests {
         assert!(error(json!({"kind": "verify", "question": "q", "deadline": "90d"})).contains("30 days"));
         assert!(error(json!({"kind": "verify", "question": "q", "location": {"lat": 91.0, "lng": 0.0}})).contains("Earth"));
         assert!(error(json!({"kind": "verify", "question": "q", "language": "english!"})).contains("language"));
+        let bad_place = error(json!({"kind": "verify", "question": "q", "location": {"lat": "a"}}));
+        assert!(bad_place.contains("location: invalid type"), "{bad_place}");
+        let bad_kind = error(json!({"kind": "verify", "question": "q", "location": 5}));
+        assert!(bad_kind.contains("address string"), "{bad_kind}");
     }
 
     #[test]

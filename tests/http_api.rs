@@ -1,9 +1,12 @@
 //! The REST API end to end: a real server on a loopback port per test, a real HTTP client, a
 //! fresh database per test, and the books checked after every test.
 
+mod common;
+
 use std::time::Duration;
 
-use humanping::service::{Config, HumanPing, NewWorker};
+use humanping::domain::money::Cents;
+use humanping::service::HumanPing;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -12,27 +15,51 @@ struct Api {
     base: String,
     client: reqwest::Client,
     service: HumanPing,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 impl Api {
-    /// Opens `database_url` and serves the router on a free loopback port.
-    async fn start(database_url: &str) -> Api {
-        let service = HumanPing::open(database_url, Config::default()).await.expect("open the database");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+    /// Serves the router over `service` on a free loopback port.
+    async fn start(service: HumanPing) -> Api {
+        // Server logs show up under a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "humanping=debug".to_owned()),
+            )
+            .with_test_writer()
+            .try_init();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
         let address = listener.local_addr().expect("the bound address");
         let router = humanping::http::router(service.clone());
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("serve the API");
         });
-        Api { base: format!("http://{address}"), client: reqwest::Client::new(), service }
+        Api {
+            base: format!("http://{address}"),
+            client: reqwest::Client::new(),
+            service,
+            server,
+        }
     }
 
-    /// A new agent with `dollars` of test funds; returns its key.
+    /// A new agent with `cents` of test funds; returns its key.
     async fn agent(&self, name: &str, cents: i64) -> String {
-        let (_, key) = self.service.create_agent(name).await.expect("create an agent");
+        let (_, key) = self
+            .service
+            .create_agent(name)
+            .await
+            .expect("create an agent");
         if cents > 0 {
             self.service
-                .credit(&key, humanping::domain::money::Cents::new(cents))
+                .credit(&key, Cents::new(cents))
                 .await
                 .expect("credit test funds");
         }
@@ -41,17 +68,15 @@ impl Api {
 
     /// A new worker who can take any task; returns its key.
     async fn worker(&self, name: &str) -> String {
-        let worker = NewWorker {
-            name: name.to_owned(),
-            lat: None,
-            lng: None,
-            capabilities: Vec::new(),
-            languages: vec!["en".to_owned()],
-        };
-        self.service.create_worker(worker).await.expect("create a worker").1
+        common::worker(&self.service, name).await.1
     }
 
-    fn request(&self, method: reqwest::Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let builder = self.client.request(method, format!("{}{path}", self.base));
         match key {
             Some(key) => builder.bearer_auth(key),
@@ -63,7 +88,8 @@ impl Api {
         let response = builder.send().await.expect("the server answers");
         let status = response.status();
         let text = response.text().await.expect("a body");
-        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} with a non-JSON body: {text:?}"));
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{status} with a non-JSON body: {text:?}"));
         (status, body)
     }
 
@@ -72,7 +98,11 @@ impl Api {
     }
 
     async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
-        Api::send(self.request(reqwest::Method::POST, path, Some(key)).json(&body)).await
+        Api::send(
+            self.request(reqwest::Method::POST, path, Some(key))
+                .json(&body),
+        )
+        .await
     }
 
     async fn post_empty(&self, path: &str, key: &str) -> (StatusCode, Value) {
@@ -88,43 +118,39 @@ impl Api {
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
-
-    /// The books balance and every hold is accounted for.
-    async fn check_ledger(&self) {
-        let report = self.service.verify_ledger().await.expect("verify the ledger");
-        assert!(report.is_balanced(), "the ledger is not balanced: {report:?}");
-    }
 }
 
-/// The databases every test runs on: SQLite always, PostgreSQL when the harness offers one.
-async fn backends() -> Vec<String> {
-    let dir = std::env::temp_dir().join(format!(
-        "humanping-http-{}-{}",
-        std::process::id(),
-        humanping::domain::ids::random_token(8)
-    ));
-    std::fs::create_dir_all(&dir).expect("create a scratch folder");
-    vec![format!("sqlite://{}/hp.db", dir.display())]
-}
-
-/// Runs `test` against a fresh server on every backend, then checks the books.
+/// Runs the block against a fresh server on every backend the harness offers, then checks
+/// that the books balance.
 macro_rules! on_every_backend {
     (|$api:ident| $body:block) => {
-        for url in backends().await {
-            let $api = Api::start(&url).await;
+        for db in common::databases().await {
+            eprintln!("backend: {}", db.name);
+            let $api = Api::start(common::service(&db).await).await;
             $body
-            $api.check_ledger().await;
+            common::assert_books_balanced(&$api.service).await;
         }
     };
 }
 
 /// Asserts an error response: status, code and words of the message.
-fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str, words: &[&str]) {
+fn assert_error(
+    status: StatusCode,
+    body: &Value,
+    expected: StatusCode,
+    code: &str,
+    words: &[&str],
+) {
     assert_eq!(status, expected, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
-    let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("no message: {body}"));
+    let message = body["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message: {body}"));
     for word in words {
-        assert!(message.contains(word), "message {message:?} should mention {word:?}");
+        assert!(
+            message.contains(word),
+            "message {message:?} should mention {word:?}"
+        );
     }
 }
 
@@ -138,34 +164,56 @@ async fn an_agent_pays_a_worker_for_a_verified_fact() {
         let agent = api.agent("walkthrough", 5_000).await;
         let worker = api.worker("Ana").await;
 
-        let (status, task) = api.create(&agent, verify("Is Olive & Gourmando open today?")).await;
+        let (status, task) = api
+            .create(&agent, verify("Is Olive & Gourmando open today?"))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{task}");
         let task_id = task["task_id"].as_str().unwrap().to_owned();
         assert_eq!(task["status"], "open");
         assert_eq!(task["budget_cents"], 500);
         assert_eq!(task["held_cents"], 500);
         let balance = api.balance(&agent).await;
-        assert_eq!((balance["available_cents"].as_i64(), balance["held_cents"].as_i64()), (Some(4_500), Some(500)));
+        assert_eq!(
+            (
+                balance["available_cents"].as_i64(),
+                balance["held_cents"].as_i64()
+            ),
+            (Some(4_500), Some(500))
+        );
 
         let (status, offers) = api.get("/v1/worker/tasks", &worker).await;
         assert_eq!(status, StatusCode::OK, "{offers}");
-        let offer = offers["tasks"].as_array().unwrap().iter().find(|o| o["task_id"] == task_id.as_str());
+        let offer = offers["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["task_id"] == task_id.as_str());
         let offer = offer.unwrap_or_else(|| panic!("the task is offered: {offers}"));
         assert_eq!(offer["pay_cents"], 450);
 
-        let (status, assignment) = api.post_empty(&format!("/v1/worker/tasks/{task_id}/claim"), &worker).await;
+        let (status, assignment) = api
+            .post_empty(&format!("/v1/worker/tasks/{task_id}/claim"), &worker)
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{assignment}");
         assert_eq!(assignment["status"], "claimed");
         let assignment_id = assignment["assignment_id"].as_str().unwrap().to_owned();
 
         // The agent waits while the worker answers.
         let waiting = {
-            let (client, url, agent) = (api.client.clone(), format!("{}/v1/tasks/{task_id}?wait=30", api.base), agent.clone());
+            let (client, url, agent) = (
+                api.client.clone(),
+                format!("{}/v1/tasks/{task_id}?wait=30", api.base),
+                agent.clone(),
+            );
             tokio::spawn(async move { Api::send(client.get(url).bearer_auth(agent)).await })
         };
         tokio::time::sleep(Duration::from_millis(200)).await;
         let (status, submitted) = api
-            .post(&format!("/v1/worker/assignments/{assignment_id}/submit"), &worker, json!({"answer": "Yes, open until 4pm"}))
+            .post(
+                &format!("/v1/worker/assignments/{assignment_id}/submit"),
+                &worker,
+                json!({"answer": "Yes, open until 4pm"}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{submitted}");
         assert_eq!(submitted["status"], "submitted");
@@ -175,7 +223,9 @@ async fn an_agent_pays_a_worker_for_a_verified_fact() {
         assert_eq!(done["status"], "completed", "{done}");
         assert_eq!(done["answer"], "Yes, open until 4pm");
 
-        let (status, approved) = api.post_empty(&format!("/v1/tasks/{task_id}/approve"), &agent).await;
+        let (status, approved) = api
+            .post_empty(&format!("/v1/tasks/{task_id}/approve"), &agent)
+            .await;
         assert_eq!(status, StatusCode::OK, "{approved}");
         assert_eq!(approved["status"], "approved");
         assert_eq!(approved["held_cents"], 0);
@@ -214,8 +264,19 @@ async fn bad_budgets_are_refused_with_the_reason() {
             (json!(1e308), "too large"),
         ];
         for (budget, reason) in cases {
-            let (status, body) = api.create(&agent, json!({"kind": "verify", "question": "Open?", "budget": budget})).await;
-            assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["budget", reason]);
+            let (status, body) = api
+                .create(
+                    &agent,
+                    json!({"kind": "verify", "question": "Open?", "budget": budget}),
+                )
+                .await;
+            assert_error(
+                status,
+                &body,
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+                &["budget", reason],
+            );
         }
         let balance = api.balance(&agent).await;
         assert_eq!(balance["held_cents"], 0, "nothing was held: {balance}");
@@ -228,41 +289,110 @@ async fn bad_text_is_refused_with_the_reason() {
         let agent = api.agent("text", 5_000).await;
 
         let (status, body) = api.create(&agent, verify("   ")).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["empty"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["empty"],
+        );
 
         let (status, body) = api.create(&agent, verify(&"x".repeat(1 << 20))).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["limit is 4000"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["limit is 4000"],
+        );
 
-        let (status, body) = api.create(&agent, json!({"kind": "verify", "question": "q", "budgett": 5})).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["budgett"]);
+        let (status, body) = api
+            .create(
+                &agent,
+                json!({"kind": "verify", "question": "q", "budgett": 5}),
+            )
+            .await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["budgett"],
+        );
 
-        let (status, body) = api.create(&agent, json!({"kind": "lunch", "question": "q"})).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["lunch"]);
+        let (status, body) = api
+            .create(&agent, json!({"kind": "lunch", "question": "q"}))
+            .await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["lunch"],
+        );
 
         let (status, body) = api.create(&agent, json!({"question": "q"})).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["kind"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["kind"],
+        );
 
-        let malformed = api.request(reqwest::Method::POST, "/v1/tasks", Some(&agent))
+        let malformed = api
+            .request(reqwest::Method::POST, "/v1/tasks", Some(&agent))
             .header("content-type", "application/json")
             .body("{\"kind\": \"verify\", \"question\": ");
         let (status, body) = Api::send(malformed).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["not valid JSON"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["not valid JSON"],
+        );
 
-        let empty = api.request(reqwest::Method::POST, "/v1/tasks", Some(&agent)).header("content-type", "application/json");
+        let empty = api
+            .request(reqwest::Method::POST, "/v1/tasks", Some(&agent))
+            .header("content-type", "application/json");
         let (status, body) = Api::send(empty).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["empty"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["empty"],
+        );
 
-        let form = api.request(reqwest::Method::POST, "/v1/tasks", Some(&agent))
+        let form = api
+            .request(reqwest::Method::POST, "/v1/tasks", Some(&agent))
             .header("content-type", "application/x-www-form-urlencoded")
             .body("kind=verify");
         let (status, body) = Api::send(form).await;
-        assert_error(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", &["application/json"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            &["application/json"],
+        );
 
-        let huge = api.request(reqwest::Method::POST, "/v1/tasks", Some(&agent))
+        let huge = api
+            .request(reqwest::Method::POST, "/v1/tasks", Some(&agent))
             .header("content-type", "application/json")
-            .body(format!("{{\"kind\": \"verify\", \"question\": \"{}\"}}", "x".repeat(3 << 20)));
+            .body(format!(
+                "{{\"kind\": \"verify\", \"question\": \"{}\"}}",
+                "x".repeat(3 << 20)
+            ));
         let (status, body) = Api::send(huge).await;
-        assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &["limit"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &["limit"],
+        );
 
         let balance = api.balance(&agent).await;
         assert_eq!(balance["held_cents"], 0, "nothing was held: {balance}");
@@ -275,37 +405,92 @@ async fn keys_are_required_and_scoped() {
         let agent = api.agent("keys", 1_000).await;
         let worker = api.worker("Bo").await;
 
-        let (status, body) = Api::send(api.request(reqwest::Method::GET, "/v1/balance", None)).await;
-        assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized", &["Authorization: Bearer <key>"]);
-        let response = api.request(reqwest::Method::GET, "/v1/balance", None).send().await.unwrap();
-        let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+        let (status, body) =
+            Api::send(api.request(reqwest::Method::GET, "/v1/balance", None)).await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            &["Authorization: Bearer <key>"],
+        );
+        let response = api
+            .request(reqwest::Method::GET, "/v1/balance", None)
+            .send()
+            .await
+            .unwrap();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
         assert!(challenge.is_some_and(|c| c.starts_with("Bearer")));
 
         let (status, body) = api.get("/v1/balance", "hp_test_notakeyanyoneissued").await;
-        assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized", &["unknown"]);
-        assert!(!body.to_string().contains("hp_test_notakeyanyoneissued"), "the key is not echoed: {body}");
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            &["unknown"],
+        );
+        assert!(
+            !body.to_string().contains("hp_test_notakeyanyoneissued"),
+            "the key is not echoed: {body}"
+        );
 
         let (status, body) = api.get("/v1/balance", "not even a key").await;
         assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized", &[]);
 
-        let basic = api.request(reqwest::Method::GET, "/v1/balance", None).header("authorization", "Basic YTpi");
+        let basic = api
+            .request(reqwest::Method::GET, "/v1/balance", None)
+            .header("authorization", "Basic YTpi");
         let (status, body) = Api::send(basic).await;
-        assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized", &["Bearer"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            &["Bearer"],
+        );
 
-        let by_header = api.request(reqwest::Method::GET, "/v1/balance", None).header("x-api-key", &agent);
+        let by_header = api
+            .request(reqwest::Method::GET, "/v1/balance", None)
+            .header("x-api-key", &agent);
         let (status, body) = Api::send(by_header).await;
         assert_eq!(status, StatusCode::OK, "X-API-Key works: {body}");
         assert_eq!(body["available_cents"], 1_000);
 
         let (status, body) = api.get("/v1/balance", &worker).await;
-        assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden", &["agent"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &["agent"],
+        );
         let (status, body) = api.create(&worker, verify("Open?")).await;
-        assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden", &["agent"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &["agent"],
+        );
         let (status, body) = api.get("/v1/worker/tasks", &agent).await;
-        assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden", &["worker"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &["worker"],
+        );
 
         // Authentication comes before the body is read.
-        let (status, body) = Api::send(api.request(reqwest::Method::POST, "/v1/tasks", None).body("{")).await;
+        let (status, body) = Api::send(
+            api.request(reqwest::Method::POST, "/v1/tasks", None)
+                .body("{"),
+        )
+        .await;
         assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized", &[]);
 
         let (status, body) = Api::send(api.client.get(format!("{}/healthz", api.base))).await;
@@ -319,25 +504,72 @@ async fn unknown_routes_and_methods_answer_in_the_error_shape() {
         let agent = api.agent("routes", 0).await;
 
         let (status, body) = api.get("/v1/nothing-here", &agent).await;
-        assert_error(status, &body, StatusCode::NOT_FOUND, "not_found", &["/v1/nothing-here"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &["/v1/nothing-here"],
+        );
         let (status, body) = Api::send(api.client.get(format!("{}/", api.base))).await;
         assert_error(status, &body, StatusCode::NOT_FOUND, "not_found", &[]);
 
-        let response = api.request(reqwest::Method::DELETE, "/v1/balance", Some(&agent)).send().await.unwrap();
+        let response = api
+            .request(reqwest::Method::DELETE, "/v1/balance", Some(&agent))
+            .send()
+            .await
+            .unwrap();
         assert!(response.headers().contains_key("allow"));
-        let (status, body) = Api::send(api.request(reqwest::Method::DELETE, "/v1/balance", Some(&agent))).await;
-        assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &["DELETE", "GET"]);
+        let (status, body) =
+            Api::send(api.request(reqwest::Method::DELETE, "/v1/balance", Some(&agent))).await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            &["DELETE", "GET"],
+        );
 
         let (status, body) = api.get("/v1/tasks?limit=500", &agent).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["limit"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["limit"],
+        );
         let (status, body) = api.get("/v1/tasks?status=lost", &agent).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["lost"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["lost"],
+        );
         let (status, body) = api.get("/v1/tasks?colour=red", &agent).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["colour"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["colour"],
+        );
         let (status, body) = api.get("/v1/tasks/task_whatever?wait=121", &agent).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["wait", "120"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["wait", "120"],
+        );
         let (status, body) = api.get("/v1/tasks/task_whatever?wait=soon", &agent).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["wait"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["wait"],
+        );
     });
 }
 
@@ -356,16 +588,22 @@ async fn tasks_are_private_to_their_agent() {
         }
         let (status, body) = api.get(&format!("/v1/tasks/{task_id}"), &mallory).await;
         assert_error(status, &body, StatusCode::NOT_FOUND, "not_found", &[]);
-        let (status, body) = api.post_empty(&format!("/v1/tasks/{task_id}/cancel"), &mallory).await;
+        let (status, body) = api
+            .post_empty(&format!("/v1/tasks/{task_id}/cancel"), &mallory)
+            .await;
         assert_error(status, &body, StatusCode::NOT_FOUND, "not_found", &[]);
-        let (status, body) = api.post_empty(&format!("/v1/tasks/{task_id}/approve"), &mallory).await;
+        let (status, body) = api
+            .post_empty(&format!("/v1/tasks/{task_id}/approve"), &mallory)
+            .await;
         assert_error(status, &body, StatusCode::NOT_FOUND, "not_found", &[]);
 
         let (status, page) = api.get("/v1/tasks", &mallory).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         assert_eq!(page["tasks"], json!([]));
 
-        let (status, cancelled) = api.post_empty(&format!("/v1/tasks/{task_id}/cancel"), &alice).await;
+        let (status, cancelled) = api
+            .post_empty(&format!("/v1/tasks/{task_id}/cancel"), &alice)
+            .await;
         assert_eq!(status, StatusCode::OK, "{cancelled}");
         assert_eq!(cancelled["status"], "cancelled");
         assert_eq!(api.balance(&alice).await["available_cents"], 2_000);
@@ -379,15 +617,34 @@ async fn conflicts_and_missing_funds_are_reported() {
         let ana = api.worker("Ana").await;
         let bo = api.worker("Bo").await;
 
-        let (status, body) = api.create(&agent, json!({"kind": "verify", "question": "Open?", "budget": 20})).await;
-        assert_error(status, &body, StatusCode::PAYMENT_REQUIRED, "insufficient_funds", &["20.00", "10.00"]);
+        let (status, body) = api
+            .create(
+                &agent,
+                json!({"kind": "verify", "question": "Open?", "budget": 20}),
+            )
+            .await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_funds",
+            &["20.00", "10.00"],
+        );
 
         let (status, task) = api.create(&agent, verify("Is the museum open?")).await;
         assert_eq!(status, StatusCode::CREATED, "{task}");
         let task_id = task["task_id"].as_str().unwrap().to_owned();
 
-        let (status, body) = api.post_empty(&format!("/v1/tasks/{task_id}/approve"), &agent).await;
-        assert_error(status, &body, StatusCode::CONFLICT, "conflict", &["no result"]);
+        let (status, body) = api
+            .post_empty(&format!("/v1/tasks/{task_id}/approve"), &agent)
+            .await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::CONFLICT,
+            "conflict",
+            &["no result"],
+        );
 
         let claim = format!("/v1/worker/tasks/{task_id}/claim");
         let (status, assignment) = api.post_empty(&claim, &ana).await;
@@ -397,28 +654,65 @@ async fn conflicts_and_missing_funds_are_reported() {
         let (status, body) = api.post_empty(&claim, &bo).await;
         assert_error(status, &body, StatusCode::CONFLICT, "conflict", &[]);
 
-        let (status, body) = api.post_empty(&format!("/v1/tasks/{task_id}/cancel"), &agent).await;
-        assert_error(status, &body, StatusCode::CONFLICT, "conflict", &["claimed"]);
+        let (status, body) = api
+            .post_empty(&format!("/v1/tasks/{task_id}/cancel"), &agent)
+            .await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::CONFLICT,
+            "conflict",
+            &["claimed"],
+        );
 
-        let submit = format!("/v1/worker/assignments/{}/submit", assignment["assignment_id"].as_str().unwrap());
+        let submit = format!(
+            "/v1/worker/assignments/{}/submit",
+            assignment["assignment_id"].as_str().unwrap()
+        );
         let (status, body) = api.post(&submit, &bo, json!({"answer": "Yes"})).await;
         assert_error(status, &body, StatusCode::NOT_FOUND, "not_found", &[]);
         let (status, body) = api.post(&submit, &ana, json!({"answer": "Yes"})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
 
-        let (status, body) = api.post(&format!("/v1/tasks/{task_id}/dispute"), &agent, json!({})).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["reason"]);
+        let (status, body) = api
+            .post(&format!("/v1/tasks/{task_id}/dispute"), &agent, json!({}))
+            .await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["reason"],
+        );
 
         let approve = format!("/v1/tasks/{task_id}/approve");
         let (status, body) = api.post_empty(&approve, &agent).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let (status, body) = api.post_empty(&approve, &agent).await;
-        assert_error(status, &body, StatusCode::CONFLICT, "conflict", &["already approved"]);
-        let (status, body) = api.post(&format!("/v1/tasks/{task_id}/dispute"), &agent, json!({"reason": "late"})).await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::CONFLICT,
+            "conflict",
+            &["already approved"],
+        );
+        let (status, body) = api
+            .post(
+                &format!("/v1/tasks/{task_id}/dispute"),
+                &agent,
+                json!({"reason": "late"}),
+            )
+            .await;
         assert_error(status, &body, StatusCode::CONFLICT, "conflict", &[]);
 
         let balance = api.balance(&agent).await;
-        assert_eq!((balance["available_cents"].as_i64(), balance["spent_cents"].as_i64()), (Some(500), Some(500)));
+        assert_eq!(
+            (
+                balance["available_cents"].as_i64(),
+                balance["spent_cents"].as_i64()
+            ),
+            (Some(500), Some(500))
+        );
     });
 }
 
@@ -429,8 +723,13 @@ async fn a_dispute_refunds_the_agent() {
         let worker = api.worker("Cy").await;
         let (_, task) = api.create(&agent, verify("Is the pool open?")).await;
         let task_id = task["task_id"].as_str().unwrap().to_owned();
-        let (_, assignment) = api.post_empty(&format!("/v1/worker/tasks/{task_id}/claim"), &worker).await;
-        let submit = format!("/v1/worker/assignments/{}/submit", assignment["assignment_id"].as_str().unwrap());
+        let (_, assignment) = api
+            .post_empty(&format!("/v1/worker/tasks/{task_id}/claim"), &worker)
+            .await;
+        let submit = format!(
+            "/v1/worker/assignments/{}/submit",
+            assignment["assignment_id"].as_str().unwrap()
+        );
         let (status, body) = api.post(&submit, &worker, json!({"answer": "No"})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
 
@@ -448,7 +747,13 @@ async fn a_dispute_refunds_the_agent() {
         assert_eq!(again["status"], "refunded");
 
         let balance = api.balance(&agent).await;
-        assert_eq!((balance["available_cents"].as_i64(), balance["spent_cents"].as_i64()), (Some(1_000), Some(0)));
+        assert_eq!(
+            (
+                balance["available_cents"].as_i64(),
+                balance["spent_cents"].as_i64()
+            ),
+            (Some(1_000), Some(0))
+        );
     });
 }
 
@@ -457,7 +762,9 @@ async fn an_idempotency_key_creates_and_charges_once() {
     on_every_backend!(|api| {
         let agent = api.agent("retries", 5_000).await;
         let create = |key: &str, body: Value| {
-            api.request(reqwest::Method::POST, "/v1/tasks", Some(&agent)).header("idempotency-key", key).json(&body)
+            api.request(reqwest::Method::POST, "/v1/tasks", Some(&agent))
+                .header("idempotency-key", key)
+                .json(&body)
         };
 
         let (status, first) = Api::send(create("order-1", verify("Is the shop open?"))).await;
@@ -474,13 +781,31 @@ async fn an_idempotency_key_creates_and_charges_once() {
         assert_eq!(status, StatusCode::CREATED, "{third}");
         assert_eq!(first["task_id"], third["task_id"]);
         let (status, body) = Api::send(create("order-2", in_body)).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["Idempotency-Key", "differ"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["Idempotency-Key", "differ"],
+        );
 
         let (status, body) = Api::send(create("order-1", verify("Is the cinema open?"))).await;
-        assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", &["order-1"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            &["order-1"],
+        );
 
         let (status, body) = Api::send(create(&"k".repeat(201), verify("Is the shop open?"))).await;
-        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_input", &["Idempotency-Key"]);
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["Idempotency-Key"],
+        );
 
         let (status, page) = api.get("/v1/tasks", &agent).await;
         assert_eq!(status, StatusCode::OK);
@@ -511,8 +836,100 @@ async fn concurrent_retries_with_one_key_create_one_task() {
         assert_eq!(ids.len(), 1, "one task: {ids:?}");
 
         let balance = api.balance(&agent).await;
-        assert_eq!((balance["available_cents"].as_i64(), balance["held_cents"].as_i64()), (Some(4_500), Some(500)));
+        assert_eq!(
+            (
+                balance["available_cents"].as_i64(),
+                balance["held_cents"].as_i64()
+            ),
+            (Some(4_500), Some(500))
+        );
         let (_, page) = api.get("/v1/tasks", &agent).await;
         assert_eq!(page["tasks"].as_array().unwrap().len(), 1, "{page}");
+    });
+}
+
+#[tokio::test]
+async fn tasks_are_listed_newest_first_a_page_at_a_time() {
+    on_every_backend!(|api| {
+        let agent = api.agent("pages", 5_000).await;
+        let mut created = Vec::new();
+        for n in 0..3 {
+            let (status, task) = api.create(&agent, verify(&format!("Question {n}?"))).await;
+            assert_eq!(status, StatusCode::CREATED, "{task}");
+            created.push(task["task_id"].as_str().unwrap().to_owned());
+        }
+
+        let (status, first) = api.get("/v1/tasks?limit=2", &agent).await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        assert_eq!(first["tasks"].as_array().unwrap().len(), 2, "{first}");
+        let cursor = first["next_cursor"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a next page: {first}"));
+        let (status, second) = api
+            .get(&format!("/v1/tasks?limit=2&before={cursor}"), &agent)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{second}");
+        assert!(
+            second.get("next_cursor").is_none(),
+            "the last page: {second}"
+        );
+
+        let mut listed: Vec<String> = [&first, &second]
+            .iter()
+            .flat_map(|page| page["tasks"].as_array().unwrap().iter())
+            .map(|task| task["task_id"].as_str().unwrap().to_owned())
+            .collect();
+        listed.sort();
+        created.sort();
+        assert_eq!(listed, created);
+
+        let (status, open) = api.get("/v1/tasks?status=open", &agent).await;
+        assert_eq!(status, StatusCode::OK, "{open}");
+        assert_eq!(open["tasks"].as_array().unwrap().len(), 3, "{open}");
+        let (status, none) = api.get("/v1/tasks?status=approved", &agent).await;
+        assert_eq!(status, StatusCode::OK, "{none}");
+        assert_eq!(none["tasks"], json!([]));
+    });
+}
+
+#[tokio::test]
+async fn creating_waits_only_when_asked() {
+    on_every_backend!(|api| {
+        let agent = api.agent("waiter", 5_000).await;
+
+        let started = std::time::Instant::now();
+        let mut body = verify("Is the library open?");
+        body["wait_seconds"] = json!(1);
+        let (status, task) = api.create(&agent, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{task}");
+        assert_eq!(
+            task["status"], "open",
+            "no human answered within a second: {task}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(900), "it waited");
+
+        let started = std::time::Instant::now();
+        let (status, task) = api.create(&agent, verify("Is the gym open?")).await;
+        assert_eq!(status, StatusCode::CREATED, "{task}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "it did not wait"
+        );
+
+        let mut body = verify("Is the zoo open?");
+        body["wait_seconds"] = json!(121);
+        let (status, body) = api.create(&agent, body).await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            &["wait_seconds", "120"],
+        );
+        assert_eq!(
+            api.balance(&agent).await["held_cents"],
+            1_000,
+            "the refused task held nothing"
+        );
     });
 }

@@ -70,7 +70,15 @@ async fn start_server(database_url: &str, dir: &Path, number: usize) -> Server {
         let log = dir.join(format!("server-{number}-{port}.log"));
         let out = File::create(&log).expect("create the server log");
         let err = out.try_clone().expect("clone the server log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_humanping"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_humanping"));
+        // Settings from the caller's shell must not change what this test runs.
+        for (name, _) in std::env::vars_os() {
+            let text = name.to_string_lossy();
+            if text.starts_with("HUMANPING_") || text == "DATABASE_URL" || text == "RUST_LOG" {
+                command.env_remove(&name);
+            }
+        }
+        let child = command
             .args(["--database-url", database_url, "serve", "--bind", &format!("127.0.0.1:{port}")])
             .env("HOME", dir)
             .env("XDG_DATA_HOME", dir.join("data"))
@@ -83,7 +91,6 @@ async fn start_server(database_url: &str, dir: &Path, number: usize) -> Server {
         let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), log };
 
         let deadline = Instant::now() + STARTUP_TIMEOUT;
-        let mut last = String::from("no answer yet");
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
                 let log = server.log_text();
@@ -92,11 +99,11 @@ async fn start_server(database_url: &str, dir: &Path, number: usize) -> Server {
                 }
                 panic!("humanping serve exited with {status} before it was healthy; its log:\n{log}");
             }
-            match http.get(format!("{}/healthz", server.base)).send().await {
+            let last = match http.get(format!("{}/healthz", server.base)).send().await {
                 Ok(response) if response.status() == StatusCode::OK => return server,
-                Ok(response) => last = format!("GET /healthz answered {}", response.status()),
-                Err(error) => last = error.to_string(),
-            }
+                Ok(response) => format!("GET /healthz answered {}", response.status()),
+                Err(error) => error.to_string(),
+            };
             if Instant::now() > deadline {
                 panic!(
                     "humanping serve on {} was not healthy after {STARTUP_TIMEOUT:?} ({last}); \

@@ -86,7 +86,13 @@ impl Cents {
                     return Cents::parse_dollars(&whole.to_string());
                 }
                 match number.as_f64() {
-                    Some(float) if float.is_finite() => Cents::parse_dollars(&float.to_string()),
+                    Some(float) if float.is_finite() => {
+                        Cents::parse_dollars(&float.to_string()).map_err(|error| match error {
+                            // Say "1e+308", not its 309 digits.
+                            MoneyError::TooLarge(_) => MoneyError::TooLarge(number.to_string()),
+                            other => other,
+                        })
+                    }
                     _ => Err(MoneyError::NotANumber(number.to_string())),
                 }
             }
@@ -225,7 +231,7 @@ mod tests {
         assert_eq!(Cents::from_json(&json!(19.99)), Ok(Cents(1999)));
         assert_eq!(Cents::from_json(&json!(50)), Ok(Cents(5000)));
         assert_eq!(Cents::from_json(&json!("50.00")), Ok(Cents(5000)));
-        assert!(matches!(Cents::from_json(&json!(1e308)), Err(MoneyError::TooLarge(_))));
+        assert_eq!(Cents::from_json(&json!(1e308)), Err(MoneyError::TooLarge("1e+308".into())));
         assert!(matches!(Cents::from_json(&json!(5.001)), Err(MoneyError::TooPrecise(_))));
         assert!(matches!(Cents::from_json(&json!(-5)), Err(MoneyError::Negative(_))));
         assert!(matches!(Cents::from_json(&json!(null)), Err(MoneyError::NotANumber(_))));

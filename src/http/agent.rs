@@ -53,7 +53,9 @@ pub(crate) async fn create_task(
 
     let task = match wait {
         Some(wait) if !wait.is_zero() => {
-            service.wait_for_result(&agent, task.task_id.as_str(), wait).await?
+            service
+                .wait_for_result(&agent, task.task_id.as_str(), wait)
+                .await?
         }
         _ => task,
     };
@@ -75,7 +77,12 @@ pub(crate) async fn get_task(
     ApiPath(task_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<GetQuery>,
 ) -> ApiResult<Json<TaskView>> {
-    let wait = match query.wait.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+    let wait = match query
+        .wait
+        .as_deref()
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+    {
         Some(text) => {
             let seconds = text.parse::<u32>().map_err(|_| {
                 ApiError::invalid(format!(
@@ -134,7 +141,9 @@ pub(crate) async fn dispute(
     ApiJson(body): ApiJson<DisputeBody>,
 ) -> ApiResult<Json<TaskView>> {
     let key = idempotency_key(&headers)?;
-    let task = service.dispute(&agent, &task_id, &body.reason, key.as_deref()).await?;
+    let task = service
+        .dispute(&agent, &task_id, &body.reason, key.as_deref())
+        .await?;
     Ok(Json(task))
 }
 
@@ -168,7 +177,12 @@ pub(crate) async fn list_tasks(
     Agent(agent): Agent,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<TaskPage>> {
-    let status = match query.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let status = match query
+        .status
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         Some(text) => Some(text.parse::<TaskStatus>().map_err(|_| {
             ApiError::invalid(format!(
                 "status {text:?} is not a task status; use one of open, in_progress, completed, \
@@ -177,7 +191,12 @@ pub(crate) async fn list_tasks(
         })?),
         None => None,
     };
-    let limit = match query.limit.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+    let limit = match query
+        .limit
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
         Some(text) => match text.parse::<u32>() {
             Ok(limit) if (1..=MAX_PAGE).contains(&limit) => limit,
             _ => {
@@ -188,7 +207,11 @@ pub(crate) async fn list_tasks(
         },
         None => DEFAULT_PAGE,
     };
-    let before = query.before.as_deref().map(str::trim).filter(|b| !b.is_empty());
+    let before = query
+        .before
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty());
 
     let page = service.list_tasks(&agent, status, limit, before).await?;
     Ok(Json(page))

@@ -22,7 +22,7 @@ impl FromRequestParts<HumanPing> for Agent {
     async fn from_request_parts(parts: &mut Parts, service: &HumanPing) -> Result<Self, ApiError> {
         let key = presented_key(&parts.headers)?;
         let agent = service.authenticate_agent(key).await?;
-        tracing::Span::current().record("caller", agent.as_str());
+        tracing::Span::current().record("caller", tracing::field::display(&agent));
         Ok(Agent(agent))
     }
 }
@@ -33,7 +33,7 @@ impl FromRequestParts<HumanPing> for Worker {
     async fn from_request_parts(parts: &mut Parts, service: &HumanPing) -> Result<Self, ApiError> {
         let key = presented_key(&parts.headers)?;
         let worker = service.authenticate_worker(key).await?;
-        tracing::Span::current().record("caller", worker.as_str());
+        tracing::Span::current().record("caller", tracing::field::display(&worker));
         Ok(Worker(worker))
     }
 }

@@ -34,7 +34,11 @@ struct ErrorDetail<'a> {
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400: the request is malformed or out of range.
@@ -85,7 +89,12 @@ impl From<ServiceError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: &self.message } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
@@ -147,13 +156,19 @@ pub(crate) async fn one_error_shape(request: Request, next: Next) -> Response {
         Err(_) => String::new(),
     };
     let message = if status == StatusCode::METHOD_NOT_ALLOWED {
-        let allowed = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok());
+        let allowed = parts
+            .headers
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok());
         format!(
             "{method} is not allowed on {path}; allowed: {}",
             allowed.filter(|a| !a.is_empty()).unwrap_or("none")
         )
     } else if text.is_empty() {
-        status.canonical_reason().unwrap_or("request failed").to_owned()
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_owned()
     } else {
         text
     };
@@ -176,7 +191,12 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Whether a `Content-Type` value names JSON (`application/json`, `application/*+json`).
 pub(crate) fn is_json_media_type(value: &str) -> bool {
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }

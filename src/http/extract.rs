@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::error::{ApiError, is_json_media_type};
 use crate::domain::kind::TaskKind;
@@ -44,7 +44,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = request.headers().get(header::CONTENT_TYPE).map(|v| v.to_str());
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str());
         match content_type {
             Some(Ok(value)) if is_json_media_type(value) => {}
             _ => {
@@ -83,7 +86,9 @@ fn too_large() -> ApiError {
 /// Reads JSON into `T`; a data error names the field at fault (`budget: amount 5.001 has more
 /// than two decimal places …`).
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    Json::<T>::from_bytes(bytes).map(|Json(value)| value).map_err(json_error)
+    Json::<T>::from_bytes(bytes)
+        .map(|Json(value)| value)
+        .map_err(json_error)
 }
 
 fn json_error(rejection: JsonRejection) -> ApiError {
@@ -139,8 +144,21 @@ pub(crate) fn parse_task_body(bytes: &[u8]) -> Result<CreateTaskBody, ApiError> 
 }
 
 fn explain_variant_error(bytes: &[u8]) -> Option<ApiError> {
-    let mut object: Map<String, Value> = serde_json::from_slice(bytes).ok()?;
-    let kind: TaskKind = object.remove("kind")?.as_str()?.parse().ok()?;
+    let value: Value = serde_json::from_slice(bytes).ok()?;
+    let Value::Object(mut object) = value else {
+        return Some(ApiError::invalid(
+            "the request body must be a JSON object such as \
+             {\"kind\": \"verify\", \"question\": \"Is the shop open today?\"}",
+        ));
+    };
+    let Some(kind) = object.remove("kind") else {
+        let kinds: Vec<&str> = TaskKind::ALL.iter().map(|k| k.tool_name()).collect();
+        return Some(ApiError::invalid(format!(
+            "missing field `kind`: say what the human should do, one of {}",
+            kinds.join(", ")
+        )));
+    };
+    let kind: TaskKind = kind.as_str()?.parse().ok()?;
     let rest = serde_json::to_vec(&object).ok()?;
     match kind {
         TaskKind::Verification => parse_json::<VerifyRequest>(&rest).err(),
@@ -191,7 +209,11 @@ where
             Ok(Path(value)) => Ok(ApiPath(value)),
             Err(rejection) => Err(ApiError::new(
                 rejection.status(),
-                if rejection.status().is_server_error() { "internal" } else { "invalid_input" },
+                if rejection.status().is_server_error() {
+                    "internal"
+                } else {
+                    "invalid_input"
+                },
                 rejection.body_text(),
             )),
         }
@@ -217,7 +239,10 @@ mod tests {
 
     #[test]
     fn positions_are_cut_from_data_errors_only_when_they_are_positions() {
-        assert_eq!(without_position("budget: bad at line 1 column 57"), "budget: bad");
+        assert_eq!(
+            without_position("budget: bad at line 1 column 57"),
+            "budget: bad"
+        );
         assert_eq!(without_position("meet at line 4"), "meet at line 4");
         assert_eq!(without_position("plain"), "plain");
     }

@@ -40,7 +40,7 @@ use crate::service::HumanPing;
 
 /// The REST API over `service`, ready to serve.
 pub fn router(service: HumanPing) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/healthz", get(health))
         .route("/v1/tasks", post(agent::create_task).get(agent::list_tasks))
         .route("/v1/tasks/{id}", get(agent::get_task))
@@ -55,15 +55,22 @@ pub fn router(service: HumanPing) -> Router {
         .route("/v1/worker/me", get(worker::me))
         .fallback(error::no_route)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .with_state(service);
+
+    // A layer on a router wraps each route, inside the code that answers 405 and sets its
+    // `Allow` header; wrapping the whole router as a fallback lets the middleware see that too.
+    Router::new()
+        .fallback_service(api)
         .layer(middleware::from_fn(error::one_error_shape))
         .layer(middleware::from_fn(trace_request))
-        .with_state(service)
 }
 
 /// Serves the REST API on `listener` until ctrl-c or SIGTERM, then lets requests in flight
 /// finish (a long-polling `?wait=` may hold shutdown for up to its 120 seconds).
 pub async fn serve(service: HumanPing, listener: TcpListener) -> anyhow::Result<()> {
-    let address = listener.local_addr().context("reading the listener's address")?;
+    let address = listener
+        .local_addr()
+        .context("reading the listener's address")?;
     tracing::info!(%address, "REST API listening on http://{address}");
 
     axum::serve(listener, router(service))

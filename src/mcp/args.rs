@@ -76,11 +76,6 @@ pub(crate) struct ListTasksArgs {
     pub before: Option<String>,
 }
 
-/// Arguments of `balance`: none.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BalanceArgs {}
-
 /// The default and the bounds of `list_tasks`'s `limit`.
 pub(crate) const DEFAULT_LIST_LIMIT: u32 = 20;
 pub(crate) const MAX_LIST_LIMIT: u32 = 100;

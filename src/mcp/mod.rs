@@ -52,7 +52,11 @@ pub struct HumanPingMcp {
 impl HumanPingMcp {
     /// A handler acting for `agent`; `Err` holds the message every tool returns instead.
     pub fn new(service: HumanPing, agent: Result<AgentId, String>) -> HumanPingMcp {
-        HumanPingMcp { service, agent, tool_router: HumanPingMcp::tool_router() }
+        HumanPingMcp {
+            service,
+            agent,
+            tool_router: HumanPingMcp::tool_router(),
+        }
     }
 }
 
@@ -61,8 +65,7 @@ impl ServerHandler for HumanPingMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(
-                Implementation::new("humanping", env!("CARGO_PKG_VERSION"))
-                    .with_title("HumanPing"),
+                Implementation::new("humanping", env!("CARGO_PKG_VERSION")).with_title("HumanPing"),
             )
             .with_instructions(INSTRUCTIONS)
     }
@@ -85,7 +88,10 @@ pub async fn serve_stdio(service: HumanPing, api_key: Option<String>) -> anyhow:
         .serve(rmcp::transport::stdio())
         .await
         .context("the MCP client did not complete the handshake on stdin/stdout")?;
-    let reason = running.waiting().await.context("the MCP server stopped abnormally")?;
+    let reason = running
+        .waiting()
+        .await
+        .context("the MCP server stopped abnormally")?;
     tracing::info!(?reason, "MCP stdio session ended");
     Ok(())
 }
@@ -98,10 +104,15 @@ async fn resolve_agent(service: &HumanPing, api_key: Option<&str>) -> Result<Age
     match service.authenticate_agent(key).await {
         Ok(agent) => Ok(agent),
         Err(ServiceError::Internal(detail)) => {
-            tracing::error!(error = format!("{detail:#}"), "could not check HUMANPING_API_KEY");
-            Err("HumanPing could not check HUMANPING_API_KEY because of an internal error (see \
+            tracing::error!(
+                error = format!("{detail:#}"),
+                "could not check HUMANPING_API_KEY"
+            );
+            Err(
+                "HumanPing could not check HUMANPING_API_KEY because of an internal error (see \
                  the server log); restart the MCP server to try again"
-                .to_owned())
+                    .to_owned(),
+            )
         }
         Err(refused) => Err(format!("HUMANPING_API_KEY was refused: {refused}")),
     }

@@ -16,10 +16,10 @@ use tracing::Instrument;
 
 use super::HumanPingMcp;
 use super::args::{
-    ApproveArgs, BalanceArgs, CancelTaskArgs, DEFAULT_LIST_LIMIT, DisputeArgs, GetTaskArgs,
-    ListTasksArgs, MAX_LIST_LIMIT,
+    ApproveArgs, CancelTaskArgs, DEFAULT_LIST_LIMIT, DisputeArgs, GetTaskArgs, ListTasksArgs,
+    MAX_LIST_LIMIT,
 };
-use super::error::{ToolError, ToolResult};
+use super::error::ToolError;
 use crate::domain::ids::AgentId;
 use crate::domain::kind::TaskKind;
 use crate::domain::status::TaskStatus;
@@ -52,7 +52,7 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<VerifyRequest>,
         context: RequestContext<RoleServer>,
-    ) -> ToolResult<TaskView> {
+    ) -> Result<Json<TaskView>, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
@@ -74,7 +74,7 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<CallRequest>,
         context: RequestContext<RoleServer>,
-    ) -> ToolResult<TaskView> {
+    ) -> Result<Json<TaskView>, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
@@ -95,7 +95,7 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<GutCheckRequest>,
         context: RequestContext<RoleServer>,
-    ) -> ToolResult<TaskView> {
+    ) -> Result<Json<TaskView>, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
@@ -117,7 +117,7 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<FieldRequest>,
         context: RequestContext<RoleServer>,
-    ) -> ToolResult<TaskView> {
+    ) -> Result<Json<TaskView>, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
@@ -138,7 +138,7 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<EscalateRequest>,
         context: RequestContext<RoleServer>,
-    ) -> ToolResult<TaskView> {
+    ) -> Result<Json<TaskView>, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
@@ -159,7 +159,7 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<VibeRequest>,
         context: RequestContext<RoleServer>,
-    ) -> ToolResult<TaskView> {
+    ) -> Result<Json<TaskView>, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
@@ -181,7 +181,7 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<RealityCheckRequest>,
         context: RequestContext<RoleServer>,
-    ) -> ToolResult<TaskView> {
+    ) -> Result<Json<TaskView>, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
@@ -199,7 +199,7 @@ impl HumanPingMcp {
         &self,
         Parameters(args): Parameters<GetTaskArgs>,
         context: RequestContext<RoleServer>,
-    ) -> ToolResult<TaskView> {
+    ) -> Result<Json<TaskView>, ToolError> {
         let agent = self.agent()?;
         let wait = args.wait_seconds.unwrap_or(0).min(MAX_WAIT_SECONDS);
         let span = tool_span("get_task", agent, Some(&args.task_id));
@@ -208,7 +208,8 @@ impl HumanPingMcp {
                 self.service.get_task(agent, &args.task_id).await?
             } else {
                 let wait = Duration::from_secs(u64::from(wait));
-                self.wait_for_result(agent, &args.task_id, wait, &context).await?
+                self.wait_for_result(agent, &args.task_id, wait, &context)
+                    .await?
             };
             Ok(Json(view))
         }
@@ -225,7 +226,10 @@ impl HumanPingMcp {
         idempotent_hint = true,
         open_world_hint = false
     ))]
-    async fn approve(&self, Parameters(args): Parameters<ApproveArgs>) -> ToolResult<TaskView> {
+    async fn approve(
+        &self,
+        Parameters(args): Parameters<ApproveArgs>,
+    ) -> Result<Json<TaskView>, ToolError> {
         let agent = self.agent()?;
         let span = tool_span("approve", agent, Some(&args.task_id));
         async {
@@ -247,12 +251,18 @@ impl HumanPingMcp {
         idempotent_hint = true,
         open_world_hint = false
     ))]
-    async fn dispute(&self, Parameters(args): Parameters<DisputeArgs>) -> ToolResult<TaskView> {
+    async fn dispute(
+        &self,
+        Parameters(args): Parameters<DisputeArgs>,
+    ) -> Result<Json<TaskView>, ToolError> {
         let agent = self.agent()?;
         let span = tool_span("dispute", agent, Some(&args.task_id));
         async {
             let key = args.idempotency_key.as_deref();
-            let view = self.service.dispute(agent, &args.task_id, &args.reason, key).await?;
+            let view = self
+                .service
+                .dispute(agent, &args.task_id, &args.reason, key)
+                .await?;
             tracing::info!(status = view.status.as_str(), "result disputed");
             Ok(Json(view))
         }
@@ -272,7 +282,7 @@ impl HumanPingMcp {
     async fn cancel_task(
         &self,
         Parameters(args): Parameters<CancelTaskArgs>,
-    ) -> ToolResult<TaskView> {
+    ) -> Result<Json<TaskView>, ToolError> {
         let agent = self.agent()?;
         let span = tool_span("cancel_task", agent, Some(&args.task_id));
         async {
@@ -294,7 +304,10 @@ impl HumanPingMcp {
         idempotent_hint = true,
         open_world_hint = false
     ))]
-    async fn list_tasks(&self, Parameters(args): Parameters<ListTasksArgs>) -> ToolResult<TaskPage> {
+    async fn list_tasks(
+        &self,
+        Parameters(args): Parameters<ListTasksArgs>,
+    ) -> Result<Json<TaskPage>, ToolError> {
         let agent = self.agent()?;
         let limit = args.limit.unwrap_or(DEFAULT_LIST_LIMIT);
         if !(1..=MAX_LIST_LIMIT).contains(&limit) {
@@ -305,7 +318,10 @@ impl HumanPingMcp {
         let span = tool_span("list_tasks", agent, None);
         async {
             let before = args.before.as_deref();
-            let page = self.service.list_tasks(agent, args.status, limit, before).await?;
+            let page = self
+                .service
+                .list_tasks(agent, args.status, limit, before)
+                .await?;
             Ok(Json(page))
         }
         .instrument(span)
@@ -321,17 +337,21 @@ impl HumanPingMcp {
         idempotent_hint = true,
         open_world_hint = false
     ))]
-    async fn balance(&self, Parameters(_): Parameters<BalanceArgs>) -> ToolResult<BalanceView> {
+    async fn balance(&self) -> Result<Json<BalanceView>, ToolError> {
         let agent = self.agent()?;
         let span = tool_span("balance", agent, None);
-        async { Ok(Json(self.service.balance(agent).await?)) }.instrument(span).await
+        async { Ok(Json(self.service.balance(agent).await?)) }
+            .instrument(span)
+            .await
     }
 }
 
 impl HumanPingMcp {
     /// The agent the tools act for, or the error every tool answers without one.
     fn agent(&self) -> Result<&AgentId, ToolError> {
-        self.agent.as_ref().map_err(|reason| ToolError::unauthorized(reason))
+        self.agent
+            .as_ref()
+            .map_err(|reason| ToolError::unauthorized(reason))
     }
 
     /// Creates a task and waits for its result as long as the request asks.
@@ -339,20 +359,26 @@ impl HumanPingMcp {
         &self,
         draft: TaskDraft,
         context: &RequestContext<RoleServer>,
-    ) -> ToolResult<TaskView> {
+    ) -> Result<Json<TaskView>, ToolError> {
         let agent = self.agent()?;
         let span = tool_span(draft.kind.tool_name(), agent, None);
         async {
             let wait = Duration::from_secs(u64::from(draft.wait_seconds()));
 
             let view = self.service.create_task(agent, draft).await?;
-            tracing::Span::current().record("task_id", view.task_id.as_str());
-            tracing::info!(status = view.status.as_str(), held_cents = view.held_cents, "task sent");
+            tracing::Span::current().record("task", view.task_id.as_str());
+            tracing::info!(
+                status = view.status.as_str(),
+                held_cents = view.held_cents,
+                "task sent"
+            );
 
             if wait.is_zero() || !still_waiting(view.status) {
                 return Ok(Json(view));
             }
-            let view = self.wait_for_result(agent, view.task_id.as_str(), wait, context).await?;
+            let view = self
+                .wait_for_result(agent, view.task_id.as_str(), wait, context)
+                .await?;
             Ok(Json(view))
         }
         .instrument(span)
@@ -401,9 +427,9 @@ fn still_waiting(status: TaskStatus) -> bool {
     matches!(status, TaskStatus::Open | TaskStatus::InProgress)
 }
 
-/// The span one tool call runs in; `task_id` is filled in once known.
+/// The span one tool call runs in; `task` is filled in once known.
 fn tool_span(tool: &'static str, agent: &AgentId, task_id: Option<&str>) -> tracing::Span {
-    tracing::info_span!("mcp_tool", tool, agent = %agent, task_id = task_id)
+    tracing::info_span!("mcp_tool", tool, agent = %agent, task = task_id)
 }
 
 /// The description of a task tool: what it is for, then how budget, waiting and retries work.

@@ -134,7 +134,7 @@ pub(super) async fn load_agent_task(
 ) -> ServiceResult<TaskRow> {
     let not_found = || {
         ServiceError::not_found(format!(
-            "no task {id:?} among your tasks; list_tasks shows the ids you can use"
+            "no task {id:?} among your tasks; listing your tasks shows the ids you can use"
         ))
     };
     if TaskId::parse(id).is_none() {

@@ -88,7 +88,11 @@ pub fn sqlite_database() -> TestDb {
     std::fs::create_dir_all(&dir)
         .unwrap_or_else(|e| panic!("could not create test folder {}: {e}", dir.display()));
     let url = format!("sqlite://{}", dir.join("humanping.db").display());
-    TestDb { name: "sqlite", url, dir: Some(dir) }
+    TestDb {
+        name: "sqlite",
+        url,
+        dir: Some(dir),
+    }
 }
 
 /// Whether PostgreSQL must be tested (`HUMANPING_REQUIRE_POSTGRES`).
@@ -119,15 +123,24 @@ pub fn postgres_admin_url() -> Option<String> {
 pub async fn postgres_database() -> Option<TestDb> {
     let admin_url = postgres_admin_url()?;
     let name = format!("hp_test_{}", random_suffix());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-        panic!("could not connect to {POSTGRES_URL_VAR} ({}): {e}", humanping::store::redact(&admin_url))
-    });
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "could not connect to {POSTGRES_URL_VAR} ({}): {e}",
+                humanping::store::redact(&admin_url)
+            )
+        });
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await
         .unwrap_or_else(|e| panic!("could not create test database {name}: {e}"));
     let _ = admin.close().await;
-    Some(TestDb { name: "postgres", url: with_database(&admin_url, &name), dir: None })
+    Some(TestDb {
+        name: "postgres",
+        url: with_database(&admin_url, &name),
+        dir: None,
+    })
 }
 
 /// Every backend under test, each with a fresh database: SQLite always, PostgreSQL when
@@ -145,7 +158,10 @@ pub fn with_database(url: &str, database: &str) -> String {
         None => (url, None),
     };
     let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let path_start = base[authority_start..].find('/').map(|i| authority_start + i).unwrap_or(base.len());
+    let path_start = base[authority_start..]
+        .find('/')
+        .map(|i| authority_start + i)
+        .unwrap_or(base.len());
     let mut out = format!("{}/{database}", &base[..path_start]);
     if let Some(query) = query {
         out.push('?');
@@ -170,7 +186,8 @@ pub async fn service_with_clock(db: &TestDb, clock: Clock) -> HumanPing {
 /// A new agent with `dollars` of test funds; returns its id and API key.
 pub async fn funded_agent(svc: &HumanPing, dollars: &str) -> (AgentId, String) {
     let (id, key) = svc.create_agent("agent").await.expect("create_agent");
-    let amount = Cents::parse_dollars(dollars).expect("a dollar amount such as \"20\" or \"12.50\"");
+    let amount =
+        Cents::parse_dollars(dollars).expect("a dollar amount such as \"20\" or \"12.50\"");
     svc.credit(id.as_str(), amount).await.expect("credit");
     (id, key)
 }
@@ -200,4 +217,3 @@ pub async fn assert_books_balanced(svc: &HumanPing) {
         report.problems.join("\n  ")
     );
 }
-

@@ -10,7 +10,12 @@ Fixtures:
     database_url    sqlite:// URL of this test's fresh database file.
     humanping       Runs a CLI command on that database: humanping("migrate") -> CompletedProcess
                     (stdout/stderr as text; fails the test on a non-zero exit unless check=False).
-    stdio_server    mcp.StdioServerParameters for `humanping --database-url URL mcp`, ready for
+    create_agent    create_agent(name="agent", dollars="100") -> {"agent_id", "api_key"}: an
+                    agent made with the operator CLI, credited with test funds when dollars given.
+    create_worker   create_worker(name="worker", capabilities="voice,field", languages="en")
+                    -> {"worker_id", "api_key"}.
+    stdio_params    stdio_params(api_key=KEY) -> mcp.StdioServerParameters that start
+                    `humanping --database-url URL mcp` acting as that agent, for
                     mcp.client.stdio.stdio_client.
     server          A running `humanping serve` on that database (HumanPingServer: base_url,
                     mcp_url, sse_url, messages_url, database_url, log_path, http(), log()).
@@ -65,7 +70,7 @@ def hp_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARIABLES}
     # The test names its database explicitly; settings from the caller's shell must not leak in.
     for key in list(env):
-        if key.startswith("HUMANPING_") and key != "HUMANPING_BIN":
+        if (key.startswith("HUMANPING_") and key != "HUMANPING_BIN") or key == "DATABASE_URL":
             del env[key]
     env.update(
         HOME=str(home),
@@ -112,17 +117,60 @@ def humanping(
     return run
 
 
+def parse_fields(stdout: str) -> dict[str, str]:
+    """The `name: value` lines the operator commands print, as a dict."""
+    fields = {}
+    for line in stdout.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() and " " not in name.strip():
+            fields[name.strip()] = value.strip()
+    return fields
+
+
 @pytest.fixture
-def stdio_server(humanping_bin: Path, database_url: str, hp_env: dict[str, str], tmp_path: Path):
+def create_agent(humanping) -> Callable[..., dict[str, str]]:
+    def create(name: str = "agent", dollars: str | None = None) -> dict[str, str]:
+        agent = parse_fields(humanping("agent", "create", "--name", name).stdout)
+        assert agent.get("api_key", "").startswith("hp_"), f"no api_key in {agent}"
+        if dollars is not None:
+            humanping("credit", "--agent", agent["agent_id"], "--amount", dollars)
+        return agent
+
+    return create
+
+
+@pytest.fixture
+def create_worker(humanping) -> Callable[..., dict[str, str]]:
+    def create(
+        name: str = "worker", capabilities: str = "voice,field", languages: str = "en"
+    ) -> dict[str, str]:
+        args = ["worker", "create", "--name", name, "--languages", languages]
+        if capabilities:
+            args += ["--capabilities", capabilities]
+        worker = parse_fields(humanping(*args).stdout)
+        assert worker.get("api_key", "").startswith("hp_"), f"no api_key in {worker}"
+        return worker
+
+    return create
+
+
+@pytest.fixture
+def stdio_params(humanping_bin: Path, database_url: str, hp_env: dict[str, str], tmp_path: Path):
     """Parameters that start `humanping mcp` over stdio, as Claude Desktop would."""
     from mcp import StdioServerParameters
 
-    return StdioServerParameters(
-        command=str(humanping_bin),
-        args=["--database-url", database_url, "mcp"],
-        env=hp_env,
-        cwd=str(tmp_path),
-    )
+    def params(api_key: str | None = None, extra_args: list[str] | tuple[str, ...] = ()):
+        env = dict(hp_env)
+        if api_key is not None:
+            env["HUMANPING_API_KEY"] = api_key
+        return StdioServerParameters(
+            command=str(humanping_bin),
+            args=["--database-url", database_url, "mcp", *extra_args],
+            env=env,
+            cwd=str(tmp_path),
+        )
+
+    return params
 
 
 def free_port() -> int:

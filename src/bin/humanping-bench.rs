@@ -1,0 +1,113 @@
+//! Lifecycle throughput: how many tasks per second go create → claim → submit → approve.
+//!
+//! ```text
+//! humanping-bench --backend sqlite --clients 4 --tasks 2000
+//! humanping-bench --database-url postgres://… --clients 8 --tasks 4000
+//! ```
+//!
+//! Each client is one agent with its own worker, looping over the whole lifecycle through the
+//! service layer (the code every transport shares), against a fresh database. Prints the
+//! figures; asserts nothing about time.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use humanping::domain::money::Cents;
+use humanping::input::CreateTaskBody;
+use humanping::service::{Config, HumanPing, NewWorker, SubmissionInput};
+
+#[derive(Parser)]
+#[command(about = "Measure HumanPing's task lifecycle throughput")]
+struct Args {
+    /// Database to run on. Without it, a fresh SQLite file in a temporary folder.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Concurrent clients, each an agent with its own worker.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Tasks in all, split across the clients.
+    #[arg(long, default_value_t = 2_000)]
+    tasks: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let scratch = std::env::temp_dir().join(format!("humanping-bench-{}", std::process::id()));
+    let url = match &args.database_url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", scratch.join("bench.db").display()),
+    };
+    let service = HumanPing::open(&url, Config::default()).await.context("opening the database")?;
+
+    let per_client = args.tasks.div_ceil(args.clients.max(1));
+    let mut pairs = Vec::new();
+    for n in 0..args.clients {
+        let (agent, _) = service.create_agent(&format!("bench-agent-{n}")).await?;
+        service.credit(agent.as_str(), Cents::new(per_client as i64 * 100 + 100)).await?;
+        let worker = NewWorker {
+            name: format!("bench-worker-{n}"),
+            lat: None,
+            lng: None,
+            capabilities: Vec::new(),
+            languages: vec!["en".into()],
+        };
+        let (worker, _) = service.create_worker(worker).await?;
+        pairs.push((agent, worker));
+    }
+
+    let started = Instant::now();
+    let clients: Vec<_> = pairs
+        .into_iter()
+        .map(|(agent, worker)| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_client);
+                for _ in 0..per_client {
+                    let t0 = Instant::now();
+                    let body = serde_json::json!({"kind": "gut_check", "question": "Bench?", "budget": "1.00"});
+                    let draft = serde_json::from_value::<CreateTaskBody>(body)?.into_draft();
+                    let task = service.create_task(&agent, draft).await?;
+                    let claim = service.claim(&worker, task.task_id.as_str()).await?;
+                    let answer = SubmissionInput {
+                        answer: Some("yes".into()),
+                        structured: None,
+                        notes: None,
+                        proof: None,
+                    };
+                    service.submit(&worker, claim.assignment_id.as_str(), answer).await?;
+                    service.approve(&agent, task.task_id.as_str(), None).await?;
+                    latencies.push(t0.elapsed());
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for client in clients {
+        latencies.extend(client.await??);
+    }
+    let elapsed = started.elapsed();
+
+    let report = service.verify_ledger().await?;
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    let backend = format!("{:?}", service.store().backend()).to_lowercase();
+    println!("backend: {backend}");
+    println!("clients: {}", args.clients);
+    println!("lifecycles: {}", latencies.len());
+    println!("elapsed_s: {:.2}", elapsed.as_secs_f64());
+    println!("lifecycles_per_s: {:.1}", latencies.len() as f64 / elapsed.as_secs_f64());
+    println!("lifecycle_p50_ms: {:.2}", ms(pick(0.50)));
+    println!("lifecycle_p99_ms: {:.2}", ms(pick(0.99)));
+    println!("books_balanced: {}", report.is_balanced());
+    service.store().close().await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    anyhow::ensure!(report.is_balanced(), "the books do not balance: {:?}", report.problems);
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
