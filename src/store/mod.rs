@@ -10,9 +10,13 @@
 mod postgres;
 mod sqlite;
 
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Transaction};
+use sqlx::{AnyConnection, AnyPool, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Which database a store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,10 +30,41 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time. Writers of this process queue here, in order, instead
+    /// of polling the database lock with SQLite's busy handler (which sleeps up to 100 ms per
+    /// try); writers in other processes still meet at the database lock.
+    writer: Option<Arc<Mutex<()>>>,
 }
 
 /// A writing transaction; dropped without `commit` it rolls back.
-pub type Tx = Transaction<'static, sqlx::Any>;
+pub struct Tx {
+    tx: Transaction<'static, sqlx::Any>,
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl Deref for Tx {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
 
 impl Store {
     /// Opens the database named by `url` (`sqlite://…`, a plain file path, or
@@ -54,7 +89,8 @@ impl Store {
         .connect(&url)
         .await
         .with_context(|| format!("could not open the database at {}", redact(&url)))?;
-        let store = Store { pool, backend };
+        let writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let store = Store { pool, backend, writer };
         store.migrate().await?;
         Ok(store)
     }
@@ -80,10 +116,15 @@ impl Store {
     /// Begins a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a read lock.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        }
+        let writer = match &self.writer {
+            Some(writer) => Some(writer.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx { tx, _writer: writer })
     }
 
     /// The clause that locks the selected rows until the transaction ends. SQLite needs none:

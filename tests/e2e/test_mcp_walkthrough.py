@@ -253,14 +253,17 @@ def test_stdout_carries_only_json_rpc_and_the_server_exits_when_stdin_closes(
             "params": {"name": "verify", "arguments": {"question": "Open?", "budget": "abc"}},
         },
     ]
-    process = subprocess.Popen(
-        [str(humanping_bin), "--database-url", database_url, "mcp"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=hp_env | DEBUG_LOGS | {"HUMANPING_API_KEY": agent["api_key"]},
-        cwd=tmp_path,
-    )
+    # Logs go to a file: a stderr pipe nobody reads would fill up and stall the server.
+    log_path = tmp_path / "mcp-stderr.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(humanping_bin), "--database-url", database_url, "mcp"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=hp_env | DEBUG_LOGS | {"HUMANPING_API_KEY": agent["api_key"]},
+            cwd=tmp_path,
+        )
     responses: dict[int, dict[str, Any]] = {}
     try:
         assert process.stdin is not None and process.stdout is not None
@@ -276,7 +279,7 @@ def test_stdout_carries_only_json_rpc_and_the_server_exits_when_stdin_closes(
                 if "id" in message:
                     responses[message["id"]] = message
         # communicate() closes stdin, which must end the server.
-        rest, stderr = process.communicate(timeout=30)
+        rest, _ = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
@@ -284,7 +287,7 @@ def test_stdout_carries_only_json_rpc_and_the_server_exits_when_stdin_closes(
 
     for line in rest.decode().splitlines():
         assert json.loads(line).get("jsonrpc") == "2.0", line
-    logs = stderr.decode(errors="replace")
+    logs = log_path.read_text(errors="replace")
     assert process.returncode == 0, logs
     assert "serving MCP on stdio" in logs
 
