@@ -28,7 +28,7 @@ pg_throwaway_find_bindir() {
     fi
     # Debian keeps the server programs off PATH, one folder per major version.
     local dir
-    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r); do
+    for dir in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -t/ -k4 -n -r); do
         if [[ -x $dir/initdb && -x $dir/pg_ctl && -x $dir/postgres ]]; then
             printf '%s\n' "$dir"
             return 0
@@ -103,8 +103,10 @@ pg_throwaway_start() {
         || { pg_throwaway_say "mktemp -d failed"; return 1; }
     local data=$PG_THROWAWAY_DIR/data sockets=$PG_THROWAWAY_DIR/sockets
     local log=$PG_THROWAWAY_DIR/postgres.log
-    mkdir -p "$data" "$sockets" && chmod 0700 "$data" \
-        || { pg_throwaway_say "could not create $data"; return 1; }
+    if ! { mkdir -p "$data" "$sockets" && chmod 0700 "$data"; }; then
+        pg_throwaway_say "could not create $data"
+        return 1
+    fi
     if [[ $(id -u) -eq 0 ]]; then
         chown -R postgres: "$PG_THROWAWAY_DIR" \
             || { pg_throwaway_say "could not give $PG_THROWAWAY_DIR to postgres"; return 1; }
@@ -125,7 +127,6 @@ pg_throwaway_start() {
             -o "-c listen_addresses=127.0.0.1 -p $port -k $sockets -c fsync=off \
                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
             start >/dev/null 2>&1; then
-            PG_THROWAWAY_PORT=$port
             export HUMANPING_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
             pg_throwaway_say "PostgreSQL $("$PG_THROWAWAY_BINDIR/postgres" --version | sed -n 's/.*(PostgreSQL) \([0-9.]*\).*/\1/p') \
 on 127.0.0.1:$port (data in $data)"

@@ -69,8 +69,17 @@ stage_done "postgres ready"
 
 # 3. Rust tests, against SQLite and PostgreSQL.
 if cargo nextest --version >/dev/null 2>&1; then
+    # Defaults below the repository's own .config/nextest.toml, if it ever has one: a test
+    # still running after 10 minutes is reported and killed instead of eating CI's time limit.
+    NEXTEST_DEFAULTS=$TARGET_DIR/test-sh/nextest.toml
+    mkdir -p "${NEXTEST_DEFAULTS%/*}"
+    cat >"$NEXTEST_DEFAULTS" <<'TOML'
+[profile.default]
+slow-timeout = { period = "60s", terminate-after = 10 }
+TOML
     stage "rust tests: cargo nextest run --locked --no-fail-fast"
-    rust_tests=(cargo nextest run --locked --no-fail-fast)
+    rust_tests=(cargo nextest run --locked --no-fail-fast
+        --tool-config-file "humanping-test-sh:$NEXTEST_DEFAULTS")
 else
     stage "rust tests: cargo test --locked --no-fail-fast (cargo-nextest not installed)"
     rust_tests=(cargo test --locked --no-fail-fast)
@@ -105,7 +114,8 @@ stage_done "e2e setup ok"
 
 stage "e2e tests: pytest -v tests/e2e (HUMANPING_BIN=$HUMANPING_BIN)"
 pytest_status=0
-"$VENV/bin/python" -m pytest -v tests/e2e || pytest_status=$?
+# A hung test fails after 10 minutes, with its stack, instead of running into CI's limit.
+"$VENV/bin/python" -m pytest -v --timeout=600 tests/e2e || pytest_status=$?
 case $pytest_status in
     0) ;;
     5) FAILED+=("e2e tests (pytest collected no tests)") ;;

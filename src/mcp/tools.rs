@@ -235,7 +235,7 @@ impl HumanPingMcp {
         async {
             let key = args.idempotency_key.as_deref();
             let view = self.service.approve(agent, &args.task_id, key).await?;
-            tracing::info!(status = view.status.as_str(), "result approved");
+            tracing::debug!(status = view.status.as_str(), "result approved");
             Ok(Json(view))
         }
         .instrument(span)
@@ -263,7 +263,7 @@ impl HumanPingMcp {
                 .service
                 .dispute(agent, &args.task_id, &args.reason, key)
                 .await?;
-            tracing::info!(status = view.status.as_str(), "result disputed");
+            tracing::debug!(status = view.status.as_str(), "result disputed");
             Ok(Json(view))
         }
         .instrument(span)
@@ -288,7 +288,7 @@ impl HumanPingMcp {
         async {
             let key = args.idempotency_key.as_deref();
             let view = self.service.cancel(agent, &args.task_id, key).await?;
-            tracing::info!(status = view.status.as_str(), "task cancelled");
+            tracing::debug!(status = view.status.as_str(), "task cancelled");
             Ok(Json(view))
         }
         .instrument(span)
@@ -367,7 +367,7 @@ impl HumanPingMcp {
 
             let view = self.service.create_task(agent, draft).await?;
             tracing::Span::current().record("task", view.task_id.as_str());
-            tracing::info!(
+            tracing::debug!(
                 status = view.status.as_str(),
                 held_cents = view.held_cents,
                 "task sent"
@@ -433,7 +433,7 @@ fn tool_span(tool: &'static str, agent: &AgentId, task_id: Option<&str>) -> trac
 }
 
 /// The description of a task tool: what it is for, then how budget, waiting and retries work.
-pub(crate) fn task_description(kind: TaskKind, purpose: &str) -> String {
+fn task_description(kind: TaskKind, purpose: &str) -> String {
     format!(
         "{purpose} Costs ${budget} per human unless you set `budget`; the money is held in \
          escrow from your balance until you approve, dispute or cancel. Waits up to \
