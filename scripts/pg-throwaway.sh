@@ -28,7 +28,7 @@ pg_throwaway_find_bindir() {
     fi
     # Debian keeps the server programs off PATH, one folder per major version.
     local dir
-    for dir in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -t/ -k4 -n -r); do
+    for dir in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -t/ -k5,5 -n -r); do
         if [[ -x $dir/initdb && -x $dir/pg_ctl && -x $dir/postgres ]]; then
             printf '%s\n' "$dir"
             return 0
@@ -83,7 +83,11 @@ s.close()'
 # Runs a PostgreSQL program as the user the cluster belongs to, from a folder that user can read.
 pg_throwaway_as_owner() {
     if [[ $(id -u) -eq 0 ]]; then
-        (cd "$PG_THROWAWAY_DIR" && runuser -u postgres -- "$@")
+        # runuser lives in sbin, which a minimal PATH may leave out.
+        local runuser
+        runuser=$(PATH=$PATH:/usr/sbin:/sbin command -v runuser) \
+            || { pg_throwaway_say "runuser (util-linux) is not installed"; return 1; }
+        (cd "$PG_THROWAWAY_DIR" && "$runuser" -u postgres -- "$@")
     else
         (cd "$PG_THROWAWAY_DIR" && "$@")
     fi

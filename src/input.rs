@@ -347,6 +347,12 @@ impl TaskDraft {
 
     /// Checks every field and resolves defaults; `now_ms` anchors relative deadlines.
     pub fn validate(self, now_ms: i64) -> ServiceResult<NewTask> {
+        if let Some(wait) = self.common.wait_seconds.filter(|w| *w > MAX_WAIT_SECONDS) {
+            return Err(ServiceError::invalid(format!(
+                "wait_seconds {wait} is too long; give 0 to {MAX_WAIT_SECONDS} and pick the result \
+                 up later with get_task"
+            )));
+        }
         let request_hash = self.request_hash();
         let TaskDraft { kind, instruction, details, common } = self;
         let field = kind.tool_name();
