@@ -6,130 +6,15 @@
 
 mod common;
 
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use common::server::{http_client, send, start_server};
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use humanping::input::CreateTaskBody;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A `humanping serve` process this test started; killed by its PID when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Server {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("server {} exited with {status}; its log:\n{}", self.base, self.log_text());
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A TCP port on 127.0.0.1 that nothing listens on right now.
-fn free_port() -> u16 {
-    let probe = TcpListener::bind("127.0.0.1:0").expect("bind a probe socket on 127.0.0.1");
-    probe.local_addr().expect("probe address").port()
-}
-
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("reqwest client")
-}
-
-/// Starts `humanping --database-url URL serve --bind 127.0.0.1:PORT` and waits for `/healthz`.
-async fn start_server(database_url: &str, dir: &Path, number: usize) -> Server {
-    let http = http_client();
-    // A port found free can be taken before the server binds it; try a few.
-    for attempt in 1..=3 {
-        let port = free_port();
-        let log = dir.join(format!("server-{number}-{port}.log"));
-        let out = File::create(&log).expect("create the server log");
-        let err = out.try_clone().expect("clone the server log handle");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_humanping"));
-        // Settings from the caller's shell must not change what this test runs.
-        for (name, _) in std::env::vars_os() {
-            let text = name.to_string_lossy();
-            if text.starts_with("HUMANPING_") || text == "DATABASE_URL" || text == "RUST_LOG" {
-                command.env_remove(&name);
-            }
-        }
-        let child = command
-            .args(["--database-url", database_url, "serve", "--bind", &format!("127.0.0.1:{port}")])
-            .env("HOME", dir)
-            .env("XDG_DATA_HOME", dir.join("data"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start humanping serve");
-        let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), log };
-
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                let log = server.log_text();
-                if attempt < 3 && log.to_lowercase().contains("address") {
-                    break; // the port was taken: try another
-                }
-                panic!("humanping serve exited with {status} before it was healthy; its log:\n{log}");
-            }
-            let last = match http.get(format!("{}/healthz", server.base)).send().await {
-                Ok(response) if response.status() == StatusCode::OK => return server,
-                Ok(response) => format!("GET /healthz answered {}", response.status()),
-                Err(error) => error.to_string(),
-            };
-            if Instant::now() > deadline {
-                panic!(
-                    "humanping serve on {} was not healthy after {STARTUP_TIMEOUT:?} ({last}); \
-                     its log:\n{}",
-                    server.base,
-                    server.log_text()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    unreachable!("every attempt either returned or panicked")
-}
-
-/// Sends one request and returns its status and JSON body (Null when there is none).
-async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let response = request.send().await.expect("request reached the server");
-    let status = response.status();
-    let text = response.text().await.expect("response body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: body is not JSON: {text}"))
-    };
-    (status, body)
-}
 
 fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
@@ -155,9 +40,15 @@ async fn two_servers_on_one_postgres_keep_money_and_claims_right() {
         worker_keys.push(key);
     }
 
-    let dir = std::env::temp_dir().join(format!("humanping-multiprocess-{}", common::random_suffix()));
+    let dir = std::env::temp_dir().join(format!(
+        "humanping-multiprocess-{}",
+        common::random_suffix()
+    ));
     std::fs::create_dir_all(&dir).expect("create the servers' folder");
-    let mut servers = vec![start_server(&db.url, &dir, 1).await, start_server(&db.url, &dir, 2).await];
+    let mut servers = vec![
+        start_server(&db.url, &dir, 1).await,
+        start_server(&db.url, &dir, 2).await,
+    ];
     let bases: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.base.clone()).collect());
     let http = http_client();
 
@@ -165,7 +56,12 @@ async fn two_servers_on_one_postgres_keep_money_and_claims_right() {
     let start = Arc::new(Barrier::new(20));
     let mut holds = JoinSet::new();
     for i in 0..20 {
-        let (http, bases, key, start) = (http.clone(), bases.clone(), agent_key.clone(), start.clone());
+        let (http, bases, key, start) = (
+            http.clone(),
+            bases.clone(),
+            agent_key.clone(),
+            start.clone(),
+        );
         holds.spawn(async move {
             let request = http
                 .post(format!("{}/v1/tasks", bases[i % 2]))
@@ -191,10 +87,20 @@ async fn two_servers_on_one_postgres_keep_money_and_claims_right() {
     assert_eq!(created, 1, "exactly one $80 hold fits in $100");
 
     for base in bases.iter() {
-        let (status, balance) = send(http.get(format!("{base}/v1/balance")).bearer_auth(&agent_key)).await;
+        let (status, balance) = send(
+            http.get(format!("{base}/v1/balance"))
+                .bearer_auth(&agent_key),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "balance from {base}: {balance}");
-        assert_eq!(balance["available_cents"], 2000, "balance from {base}: {balance}");
-        assert_eq!(balance["held_cents"], 8000, "balance from {base}: {balance}");
+        assert_eq!(
+            balance["available_cents"], 2000,
+            "balance from {base}: {balance}"
+        );
+        assert_eq!(
+            balance["held_cents"], 8000,
+            "balance from {base}: {balance}"
+        );
     }
 
     // One slot, 50 workers claiming at once through both servers: exactly one wins.
@@ -205,13 +111,17 @@ async fn two_servers_on_one_postgres_keep_money_and_claims_right() {
     }))
     .expect("a valid task body")
     .into_draft();
-    let task = svc.create_task(&agent, draft).await.expect("create the one-slot task");
+    let task = svc
+        .create_task(&agent, draft)
+        .await
+        .expect("create the one-slot task");
     let task_id = task.task_id.to_string();
 
     let start = Arc::new(Barrier::new(50));
     let mut claims = JoinSet::new();
     for (i, key) in worker_keys.iter().take(50).cloned().enumerate() {
-        let (http, bases, task_id, start) = (http.clone(), bases.clone(), task_id.clone(), start.clone());
+        let (http, bases, task_id, start) =
+            (http.clone(), bases.clone(), task_id.clone(), start.clone());
         claims.spawn(async move {
             let request = http
                 .post(format!("{}/v1/worker/tasks/{task_id}/claim", bases[i % 2]))
@@ -224,7 +134,10 @@ async fn two_servers_on_one_postgres_keep_money_and_claims_right() {
     for (status, body) in claims.join_all().await {
         match status {
             StatusCode::CREATED => {
-                assert!(body["assignment_id"].is_string(), "201 without an assignment_id: {body}");
+                assert!(
+                    body["assignment_id"].is_string(),
+                    "201 without an assignment_id: {body}"
+                );
                 won += 1;
             }
             StatusCode::CONFLICT => assert_eq!(error_code(&body), "conflict", "409 body: {body}"),

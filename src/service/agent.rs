@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use sqlx::AnyConnection;
 
 use super::HumanPing;
+use super::changes::{self, Change};
 use super::error::{ServiceError, ServiceResult};
 use super::idempotency::{self, Claim};
 use super::rows::{self, TASK_COLUMNS, TaskRow, load_agent_task, task_view};
@@ -18,9 +19,9 @@ use crate::domain::status::TaskStatus;
 use crate::input::{TaskDraft, read_idempotency_key};
 use crate::ledger::{self, LedgerError, account};
 
-/// Polling interval for changes made by other server processes.
-// Limitation: waits see changes from other processes by polling once a second.
-const CROSS_PROCESS_POLL: Duration = Duration::from_secs(1);
+/// How often a waiter looks again even when it heard of no change: a safety net for a lost
+/// notification, not the way results normally arrive.
+const SAFETY_RECHECK: Duration = Duration::from_secs(30);
 
 impl HumanPing {
     /// Creates a task and holds `budget × workers` in escrow from the agent's balance.
@@ -54,26 +55,41 @@ impl HumanPing {
             }
         }
         let escrow = account::escrow(&task_id);
-        ledger::open_account(&mut tx, &escrow, "escrow", Some(task_id.as_str()), true, now).await?;
+        ledger::open_account(
+            &mut tx,
+            &escrow,
+            "escrow",
+            Some(task_id.as_str()),
+            true,
+            now,
+        )
+        .await?;
         let memo = format!("escrow for {} task", task.kind);
-        let pending =
-            match ledger::hold(&mut tx, &account::agent(agent), &escrow, hold, Some(task_id.as_str()), &memo, now)
-                .await
-            {
-                Ok(pending) => pending,
-                Err(LedgerError::Insufficient { .. }) => {
-                    tx.rollback().await?;
-                    let available = self.balance(agent).await?.available_cents;
-                    return Err(ServiceError::InsufficientFunds {
-                        needed: hold,
-                        available: Cents::new(available),
-                    });
-                }
-                Err(LedgerError::NoAccount(_)) => {
-                    return Err(ServiceError::Forbidden("this agent has no account".into()));
-                }
-                Err(other) => return Err(super::settle::ledger_fault(other)),
-            };
+        let pending = match ledger::hold(
+            &mut tx,
+            &account::agent(agent),
+            &escrow,
+            hold,
+            Some(task_id.as_str()),
+            &memo,
+            now,
+        )
+        .await
+        {
+            Ok(pending) => pending,
+            Err(LedgerError::Insufficient { .. }) => {
+                tx.rollback().await?;
+                let available = self.balance(agent).await?.available_cents;
+                return Err(ServiceError::InsufficientFunds {
+                    needed: hold,
+                    available: Cents::new(available),
+                });
+            }
+            Err(LedgerError::NoAccount(_)) => {
+                return Err(ServiceError::Forbidden("this agent has no account".into()));
+            }
+            Err(other) => return Err(super::settle::ledger_fault(other)),
+        };
 
         sqlx::query(
             "INSERT INTO tasks (id, agent_id, kind, instruction, details, context, address, lat, lng, \
@@ -107,7 +123,10 @@ impl HumanPing {
         .execute(&mut *tx)
         .await?;
 
-        let row = rows::load_task(&mut tx, task_id.as_str(), "").await?.expect("inserted above");
+        changes::notify(&mut tx, &task_id).await?;
+        let row = rows::load_task(&mut tx, task_id.as_str(), "")
+            .await?
+            .expect("inserted above");
         let view = task_view(&mut tx, &row).await?;
         tx.commit().await?;
         tracing::info!(task = %task_id, held_cents = hold.get(), "task created");
@@ -145,15 +164,15 @@ impl HumanPing {
             if settled || left.is_zero() {
                 return Ok(view);
             }
-            let nap = tokio::time::sleep(left.min(CROSS_PROCESS_POLL));
+            let nap = tokio::time::sleep(left.min(SAFETY_RECHECK));
             tokio::pin!(nap);
             loop {
                 tokio::select! {
                     _ = &mut nap => break,
                     changed = changes.recv() => match changed {
-                        Ok(id) if id == view.task_id => break,
-                        Ok(_) => continue,
-                        Err(_) => break,
+                        Ok(Change::Task(id)) if id != view.task_id => continue,
+                        // This task, an unknown change, or missed messages: look again.
+                        _ => break,
                     },
                 }
             }
@@ -168,7 +187,8 @@ impl HumanPing {
         task_id: &str,
         idempotency_key: Option<&str>,
     ) -> ServiceResult<TaskView> {
-        self.resolve(agent, task_id, idempotency_key, Resolution::Approve).await
+        self.resolve(agent, task_id, idempotency_key, Resolution::Approve)
+            .await
     }
 
     /// Disputes a completed task: the budget goes back to the agent and the results count
@@ -187,7 +207,13 @@ impl HumanPing {
                 "dispute reason must be 1 to 2000 characters: say what was wrong with the result",
             ));
         }
-        self.resolve(agent, task_id, idempotency_key, Resolution::Dispute(reason.to_owned())).await
+        self.resolve(
+            agent,
+            task_id,
+            idempotency_key,
+            Resolution::Dispute(reason.to_owned()),
+        )
+        .await
     }
 
     /// Cancels a task no worker has taken; the whole hold goes back to the agent.
@@ -198,7 +224,8 @@ impl HumanPing {
         task_id: &str,
         idempotency_key: Option<&str>,
     ) -> ServiceResult<TaskView> {
-        self.resolve(agent, task_id, idempotency_key, Resolution::Cancel).await
+        self.resolve(agent, task_id, idempotency_key, Resolution::Cancel)
+            .await
     }
 
     async fn resolve(
@@ -213,9 +240,19 @@ impl HumanPing {
         let mut tx = self.store.begin().await?;
         let mut task = load_agent_task(&mut tx, agent, task_id, self.store.for_update()).await?;
         if let Some(key) = &key {
-            let hash = sha256_hex(format!("{}:{task_id}:{}", resolution.name(), resolution.reason()).as_bytes());
-            let claim =
-                idempotency::claim(&mut tx, agent.as_str(), key, resolution.name(), &hash, task_id, now).await?;
+            let hash = sha256_hex(
+                format!("{}:{task_id}:{}", resolution.name(), resolution.reason()).as_bytes(),
+            );
+            let claim = idempotency::claim(
+                &mut tx,
+                agent.as_str(),
+                key,
+                resolution.name(),
+                &hash,
+                task_id,
+                now,
+            )
+            .await?;
             if let Claim::Replay(_) = claim {
                 tx.rollback().await?;
                 return self.get_task(agent, task_id).await;
@@ -226,7 +263,11 @@ impl HumanPing {
         save_task(&mut tx, &mut task, now).await?;
         let view = task_view(&mut tx, &task).await?;
         tx.commit().await?;
-        tracing::info!(status = task.status.as_str(), "task {}", resolution.past_tense());
+        tracing::info!(
+            status = task.status.as_str(),
+            "task {}",
+            resolution.past_tense()
+        );
         self.announce(&task.id);
         Ok(view)
     }
@@ -268,7 +309,14 @@ impl HumanPing {
                          wait for the result and dispute it if it is wrong"
                     )));
                 }
-                self.end_unfinished(conn, task, TaskStatus::Cancelled, now, "cancelled by the agent").await
+                self.end_unfinished(
+                    conn,
+                    task,
+                    TaskStatus::Cancelled,
+                    now,
+                    "cancelled by the agent",
+                )
+                .await
             }
             (Resolution::Cancel, TaskStatus::InProgress | TaskStatus::Completed) => {
                 Err(ServiceError::conflict(format!(
@@ -297,15 +345,19 @@ impl HumanPing {
         before: Option<&str>,
     ) -> ServiceResult<TaskPage> {
         if !(1..=100).contains(&limit) {
-            return Err(ServiceError::invalid(format!("limit {limit} is out of range; give 1 to 100")));
+            return Err(ServiceError::invalid(format!(
+                "limit {limit} is out of range; give 1 to 100"
+            )));
         }
         self.settle_due(Some(agent)).await?;
         let mut conn = self.store.pool().acquire().await?;
         let cursor = match before {
             Some(id) => {
-                let task = load_agent_task(&mut conn, agent, id, "").await.map_err(|_| {
-                    ServiceError::invalid(format!("cursor {id:?} is not one of your task ids"))
-                })?;
+                let task = load_agent_task(&mut conn, agent, id, "")
+                    .await
+                    .map_err(|_| {
+                        ServiceError::invalid(format!("cursor {id:?} is not one of your task ids"))
+                    })?;
                 Some((task.created_at, task.id))
             }
             None => None,
@@ -316,7 +368,9 @@ impl HumanPing {
              AND ($3 < 0 OR created_at < $3 OR (created_at = $3 AND id < $4)) \
              ORDER BY created_at DESC, id DESC LIMIT $5"
         );
-        let (cursor_at, cursor_id) = cursor.map(|(at, id)| (at, id.to_string())).unwrap_or((-1, String::new()));
+        let (cursor_at, cursor_id) = cursor
+            .map(|(at, id)| (at, id.to_string()))
+            .unwrap_or((-1, String::new()));
         let found = sqlx::query(&sql)
             .bind(agent.as_str())
             .bind(status.map(|s| s.as_str()).unwrap_or(""))
@@ -339,7 +393,9 @@ impl HumanPing {
     pub async fn balance(&self, agent: &AgentId) -> ServiceResult<BalanceView> {
         self.settle_due(Some(agent)).await?;
         let mut conn = self.store.pool().acquire().await?;
-        let totals = ledger::totals(&mut conn, &account::agent(agent)).await?.unwrap_or_default();
+        let totals = ledger::totals(&mut conn, &account::agent(agent))
+            .await?
+            .unwrap_or_default();
         Ok(BalanceView {
             agent_id: agent.clone(),
             available_cents: totals.available(),
@@ -375,7 +431,8 @@ impl HumanPing {
     pub(super) async fn settle_task(&self, id: &TaskId) -> ServiceResult<bool> {
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
-        let Some(mut task) = rows::load_task(&mut tx, id.as_str(), self.store.for_update()).await? else {
+        let Some(mut task) = rows::load_task(&mut tx, id.as_str(), self.store.for_update()).await?
+        else {
             return Ok(false);
         };
         let changed = self.settle(&mut tx, &mut task, now).await?;

@@ -7,8 +7,10 @@
 
 pub mod error;
 pub mod views;
+pub mod web;
 
 mod agent;
+mod changes;
 mod clock;
 mod idempotency;
 mod operator;
@@ -25,6 +27,7 @@ use crate::auth::{self, Principal};
 use crate::domain::ids::{AgentId, TaskId, WorkerId};
 use crate::store::Store;
 
+pub use changes::Change;
 pub use clock::Clock;
 pub use error::{ServiceError, ServiceResult};
 pub use operator::{NewWorker, SweepReport};
@@ -54,14 +57,25 @@ impl Default for Config {
     }
 }
 
-/// The marketplace: a store, its settings, a clock, and a channel announcing task changes to
-/// waiters in this process.
+/// The marketplace: a store, its settings, a clock, and a channel announcing task changes
+/// (made here or, through a watcher, by other processes) to waiters in this process.
 #[derive(Clone)]
 pub struct HumanPing {
     store: Store,
     config: Config,
     clock: Clock,
-    changes: broadcast::Sender<TaskId>,
+    changes: broadcast::Sender<Change>,
+    /// Stops the change watcher when the last clone is dropped.
+    _watcher: Option<Arc<AbortOnDrop>>,
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl HumanPing {
@@ -71,9 +85,14 @@ impl HumanPing {
         Ok(HumanPing::new(store, config, Clock::system()))
     }
 
+    /// A marketplace over `store`. Inside a Tokio runtime it also starts the watcher that
+    /// hears of other processes' changes.
     pub fn new(store: Store, config: Config, clock: Clock) -> HumanPing {
         let (changes, _) = broadcast::channel(1024);
-        HumanPing { store, config, clock, changes }
+        let watcher = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|_| Arc::new(AbortOnDrop(changes::spawn_watcher(&store, changes.clone()))));
+        HumanPing { store, config, clock, changes, _watcher: watcher }
     }
 
     pub fn store(&self) -> &Store {
@@ -130,14 +149,14 @@ impl HumanPing {
         }
     }
 
-    /// Subscribes to ids of tasks changed by this process.
-    pub fn subscribe(&self) -> broadcast::Receiver<TaskId> {
+    /// Subscribes to task changes, made here or by other processes on the same database.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }
 
     fn announce(&self, task: &TaskId) {
         // No receiver is fine: nobody is waiting.
-        let _ = self.changes.send(task.clone());
+        let _ = self.changes.send(Change::Task(task.clone()));
     }
 
     /// Runs the sweep every `config.sweep_every` until the returned handle is aborted.

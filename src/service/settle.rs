@@ -12,7 +12,10 @@ use crate::domain::status::{AssignmentStatus, TaskStatus, live_status};
 use crate::ledger::{self, LedgerError, account};
 
 /// How many slots of a task are claimed (with a live lease) and submitted.
-pub(super) async fn slot_counts(conn: &mut AnyConnection, task: &TaskRow) -> ServiceResult<(i64, i64)> {
+pub(super) async fn slot_counts(
+    conn: &mut AnyConnection,
+    task: &TaskRow,
+) -> ServiceResult<(i64, i64)> {
     let (claimed, submitted): (i64, i64) = sqlx::query_as(
         "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'claimed' THEN 1 ELSE 0 END), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN status IN ('submitted', 'approved') THEN 1 ELSE 0 END), 0) AS BIGINT) \
@@ -54,7 +57,13 @@ impl HumanPing {
         if task.status == TaskStatus::Completed
             && task.review_deadline_at.is_some_and(|review| review <= now)
         {
-            self.release(conn, task, now, "approved automatically after the review window").await?;
+            self.release(
+                conn,
+                task,
+                now,
+                "approved automatically after the review window",
+            )
+            .await?;
         }
         let changed = expired > 0 || before != (task.status, task.held);
         if changed {
@@ -87,13 +96,20 @@ impl HumanPing {
                 .execute(&mut *conn)
                 .await?;
             }
-            if submitted == 0 { TaskStatus::Expired } else { TaskStatus::Completed }
+            if submitted == 0 {
+                TaskStatus::Expired
+            } else {
+                TaskStatus::Completed
+            }
         } else {
             live_status(task.slots, claimed, submitted)
         };
         if status == TaskStatus::Expired || status == TaskStatus::Completed {
             // Slots that will never be filled give their share back to the agent.
-            let unfilled = task.budget.checked_mul(task.slots - submitted).unwrap_or(Cents::ZERO);
+            let unfilled = task
+                .budget
+                .checked_mul(task.slots - submitted)
+                .unwrap_or(Cents::ZERO);
             let keep = task.budget.checked_mul(submitted).unwrap_or(Cents::ZERO);
             let excess = task.held.checked_sub(keep).unwrap_or(Cents::ZERO);
             if excess > Cents::ZERO && unfilled > Cents::ZERO {
@@ -128,21 +144,47 @@ impl HumanPing {
         let task_id = Some(id.as_str());
         for assignment in self.submitted(conn, task).await? {
             take_from_hold(task, task.budget)?;
-            ledger::post(conn, &pending, task.budget, task_id, memo, now).await.map_err(ledger_fault)?;
-            let worker = account::worker(&assignment.worker_id);
-            ledger::transfer(conn, &escrow, &worker, split.worker, task_id, "pay for approved result", now)
+            ledger::post(conn, &pending, task.budget, task_id, memo, now)
                 .await
                 .map_err(ledger_fault)?;
+            let worker = account::worker(&assignment.worker_id);
+            ledger::transfer(
+                conn,
+                &escrow,
+                &worker,
+                split.worker,
+                task_id,
+                "pay for approved result",
+                now,
+            )
+            .await
+            .map_err(ledger_fault)?;
             if split.fee > Cents::ZERO {
-                ledger::transfer(conn, &escrow, account::PLATFORM_FEES, split.fee, task_id, "platform fee", now)
-                    .await
-                    .map_err(ledger_fault)?;
+                ledger::transfer(
+                    conn,
+                    &escrow,
+                    account::PLATFORM_FEES,
+                    split.fee,
+                    task_id,
+                    "platform fee",
+                    now,
+                )
+                .await
+                .map_err(ledger_fault)?;
             }
-            resolve_assignment(conn, &assignment, AssignmentStatus::Approved, split.worker, now).await?;
+            resolve_assignment(
+                conn,
+                &assignment,
+                AssignmentStatus::Approved,
+                split.worker,
+                now,
+            )
+            .await?;
         }
         if task.held > Cents::ZERO {
             let rest = task.held;
-            self.void_hold(conn, task, rest, now, "unused slots").await?;
+            self.void_hold(conn, task, rest, now, "unused slots")
+                .await?;
         }
         task.status = TaskStatus::Approved;
         Ok(())
@@ -157,11 +199,19 @@ impl HumanPing {
     ) -> ServiceResult<Vec<AssignmentRow>> {
         let rejected = self.submitted(conn, task).await?;
         for assignment in &rejected {
-            resolve_assignment(conn, assignment, AssignmentStatus::Rejected, Cents::ZERO, now).await?;
+            resolve_assignment(
+                conn,
+                assignment,
+                AssignmentStatus::Rejected,
+                Cents::ZERO,
+                now,
+            )
+            .await?;
         }
         if task.held > Cents::ZERO {
             let all = task.held;
-            self.void_hold(conn, task, all, now, "result disputed").await?;
+            self.void_hold(conn, task, all, now, "result disputed")
+                .await?;
         }
         task.status = TaskStatus::Refunded;
         Ok(rejected)
@@ -184,7 +234,11 @@ impl HumanPing {
         Ok(())
     }
 
-    async fn submitted(&self, conn: &mut AnyConnection, task: &TaskRow) -> ServiceResult<Vec<AssignmentRow>> {
+    async fn submitted(
+        &self,
+        conn: &mut AnyConnection,
+        task: &TaskRow,
+    ) -> ServiceResult<Vec<AssignmentRow>> {
         task_assignments(conn, &task.id, &[AssignmentStatus::Submitted]).await
     }
 
@@ -197,9 +251,16 @@ impl HumanPing {
         memo: &str,
     ) -> ServiceResult<()> {
         take_from_hold(task, amount)?;
-        ledger::void(conn, &task.pending(), amount, Some(task.id.as_str()), memo, now)
-            .await
-            .map_err(ledger_fault)?;
+        ledger::void(
+            conn,
+            &task.pending(),
+            amount,
+            Some(task.id.as_str()),
+            memo,
+            now,
+        )
+        .await
+        .map_err(ledger_fault)?;
         Ok(())
     }
 }
@@ -210,7 +271,9 @@ fn take_from_hold(task: &mut TaskRow, amount: Cents) -> ServiceResult<()> {
         .held
         .checked_sub(amount)
         .filter(|left| *left >= Cents::ZERO)
-        .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("task {} holds less than {amount}", task.id)))?;
+        .ok_or_else(|| {
+            ServiceError::Internal(anyhow::anyhow!("task {} holds less than {amount}", task.id))
+        })?;
     Ok(())
 }
 
@@ -221,18 +284,24 @@ async fn resolve_assignment(
     paid: Cents,
     now: i64,
 ) -> ServiceResult<()> {
-    sqlx::query("UPDATE assignments SET status = $1, paid_cents = $2, resolved_at = $3 WHERE id = $4")
-        .bind(status.as_str())
-        .bind(paid.get())
-        .bind(now)
-        .bind(assignment.id.as_str())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE assignments SET status = $1, paid_cents = $2, resolved_at = $3 WHERE id = $4",
+    )
+    .bind(status.as_str())
+    .bind(paid.get())
+    .bind(now)
+    .bind(assignment.id.as_str())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Writes a task's changed state and bumps its version.
-pub(super) async fn save_task(conn: &mut AnyConnection, task: &mut TaskRow, now: i64) -> ServiceResult<()> {
+pub(super) async fn save_task(
+    conn: &mut AnyConnection,
+    task: &mut TaskRow,
+    now: i64,
+) -> ServiceResult<()> {
     let ended = task.status.is_final().then_some(now);
     let completed = (task.status == TaskStatus::Completed).then_some(now);
     sqlx::query(
@@ -247,8 +316,9 @@ pub(super) async fn save_task(conn: &mut AnyConnection, task: &mut TaskRow, now:
     .bind(completed)
     .bind(ended)
     .bind(task.id.as_str())
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    super::changes::notify(conn, &task.id).await?;
     task.version += 1;
     Ok(())
 }
@@ -257,6 +327,8 @@ pub(super) async fn save_task(conn: &mut AnyConnection, task: &mut TaskRow, now:
 pub(super) fn ledger_fault(error: LedgerError) -> ServiceError {
     match error {
         LedgerError::Database(e) => e.into(),
-        other => ServiceError::Internal(anyhow::Error::new(other).context("ledger refused a settlement")),
+        other => {
+            ServiceError::Internal(anyhow::Error::new(other).context("ledger refused a settlement"))
+        }
     }
 }

@@ -30,6 +30,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The URL the pool was opened with, for connections of their own (change watchers).
+    url: String,
     /// SQLite has one writer at a time. Writers of this process queue here, in order, instead
     /// of polling the database lock with SQLite's busy handler (which sleeps up to 100 ms per
     /// try); writers in other processes still meet at the database lock.
@@ -90,7 +92,12 @@ impl Store {
         .await
         .with_context(|| format!("could not open the database at {}", redact(&url)))?;
         let writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        let store = Store { pool, backend, writer };
+        let store = Store {
+            pool,
+            backend,
+            url,
+            writer,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -101,7 +108,10 @@ impl Store {
             Backend::Sqlite => sqlite::migrator(),
             Backend::Postgres => postgres::migrator(),
         };
-        migrator.run(&self.pool).await.context("could not migrate the database schema")?;
+        migrator
+            .run(&self.pool)
+            .await
+            .context("could not migrate the database schema")?;
         Ok(())
     }
 
@@ -111,6 +121,10 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     /// Begins a transaction that will write. On SQLite it takes the write lock up front
@@ -124,7 +138,10 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(Tx { tx, _writer: writer })
+        Ok(Tx {
+            tx,
+            _writer: writer,
+        })
     }
 
     /// The clause that locks the selected rows until the transaction ends. SQLite needs none:
@@ -171,7 +188,10 @@ fn embedded_migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migra
             )
         })
         .collect::<Vec<_>>();
-    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
 }
 
 #[cfg(test)]
@@ -180,8 +200,14 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(redact("postgres://hp:secret@127.0.0.1/hp"), "postgres://hp:***@127.0.0.1/hp");
-        assert_eq!(redact("postgres://hp@127.0.0.1/hp"), "postgres://hp@127.0.0.1/hp");
+        assert_eq!(
+            redact("postgres://hp:secret@127.0.0.1/hp"),
+            "postgres://hp:***@127.0.0.1/hp"
+        );
+        assert_eq!(
+            redact("postgres://hp@127.0.0.1/hp"),
+            "postgres://hp@127.0.0.1/hp"
+        );
         assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
 }

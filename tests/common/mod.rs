@@ -23,6 +23,8 @@
 
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
