@@ -112,6 +112,14 @@ fi
     -r "$ROOT/tests/e2e/requirements.txt" >&2 || die "e2e setup: pip install failed"
 stage_done "e2e setup ok"
 
+stage "e2e setup: Node tools (MCP Inspector, conformance suite, Node 22) in tests/node"
+command -v npm >/dev/null 2>&1 || die "e2e setup: npm is not installed; the Inspector and conformance tests need it"
+# Lifecycle scripts are skipped: the tools run as installed, and nothing is downloaded at run time.
+npm ci --prefix "$ROOT/tests/node" --no-audit --no-fund --ignore-scripts --loglevel=error >&2 \
+    || die "e2e setup: npm ci in tests/node failed"
+export HUMANPING_NODE_TOOLS=$ROOT/tests/node
+stage_done "node tools ok"
+
 stage "e2e tests: pytest -v tests/e2e (HUMANPING_BIN=$HUMANPING_BIN)"
 pytest_status=0
 # A hung test fails after 10 minutes, with its stack, instead of running into CI's limit.

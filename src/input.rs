@@ -80,6 +80,7 @@ pub struct CommonFields {
     pub response: Option<ResponseFormat>,
     pub proof: Option<Vec<ProofKind>>,
     pub metadata: Option<Map<String, Value>>,
+    pub callback_url: Option<String>,
     pub idempotency_key: Option<String>,
     pub wait_seconds: Option<u32>,
 }
@@ -135,6 +136,10 @@ macro_rules! task_request {
             /// Your own key-value data, returned with the task (at most 16 KB).
             #[serde(default)]
             pub metadata: Option<Map<String, Value>>,
+            /// A URL that receives a signed POST each time the task changes state (claimed,
+            /// completed, approved …); public addresses only.
+            #[serde(default)]
+            pub callback_url: Option<String>,
             /// A key of your choosing that makes retries safe: the same key returns the first
             /// result and never creates or charges twice.
             #[serde(default)]
@@ -164,6 +169,7 @@ macro_rules! task_request {
                         response: self.response,
                         proof: self.proof,
                         metadata: self.metadata,
+                        callback_url: self.callback_url,
                         idempotency_key: self.idempotency_key,
                         wait_seconds: self.wait_seconds,
                     },
@@ -332,6 +338,8 @@ pub struct NewTask {
     pub response: ResponseFormat,
     pub proof: Vec<ProofKind>,
     pub metadata: Option<Map<String, Value>>,
+    /// Where task changes are POSTed; checked against the operator's policy when stored.
+    pub callback_url: Option<String>,
     pub budget: Cents,
     pub deadline_at_ms: i64,
     pub idempotency_key: Option<String>,
@@ -342,7 +350,10 @@ pub struct NewTask {
 impl TaskDraft {
     /// Seconds to wait for the human's answer, within bounds.
     pub fn wait_seconds(&self) -> u32 {
-        self.common.wait_seconds.unwrap_or(DEFAULT_WAIT_SECONDS).min(MAX_WAIT_SECONDS)
+        self.common
+            .wait_seconds
+            .unwrap_or(DEFAULT_WAIT_SECONDS)
+            .min(MAX_WAIT_SECONDS)
     }
 
     /// Checks every field and resolves defaults; `now_ms` anchors relative deadlines.
@@ -354,10 +365,19 @@ impl TaskDraft {
             )));
         }
         let request_hash = self.request_hash();
-        let TaskDraft { kind, instruction, details, common } = self;
+        let TaskDraft {
+            kind,
+            instruction,
+            details,
+            common,
+        } = self;
         let field = kind.tool_name();
 
-        let instruction = required_text(&format!("{field}: the main text"), &instruction, MAX_INSTRUCTION_CHARS)?;
+        let instruction = required_text(
+            &format!("{field}: the main text"),
+            &instruction,
+            MAX_INSTRUCTION_CHARS,
+        )?;
         for (key, value) in &details {
             if let Value::String(text) = value {
                 required_text(key, text, MAX_DETAIL_CHARS)?;
@@ -365,7 +385,10 @@ impl TaskDraft {
         }
         let context = optional_text("context", common.context, MAX_CONTEXT_CHARS)?;
 
-        let budget = common.budget.map(|d| d.0).unwrap_or_else(|| kind.default_budget());
+        let budget = common
+            .budget
+            .map(|d| d.0)
+            .unwrap_or_else(|| kind.default_budget());
         if budget < MIN_BUDGET || budget > MAX_BUDGET {
             return Err(ServiceError::invalid(format!(
                 "budget ${budget} is out of range; give ${MIN_BUDGET} to ${MAX_BUDGET} per human"
@@ -376,13 +399,21 @@ impl TaskDraft {
         let language = common.language.map(|l| read_language(&l)).transpose()?;
         let deadline_at_ms = read_deadline(common.deadline.as_deref(), kind, now_ms)?;
 
-        let options = details.get("options").and_then(Value::as_array).map(|options| {
-            options.iter().map(|o| o.as_str().unwrap_or_default().to_owned()).collect::<Vec<_>>()
-        });
+        let options = details
+            .get("options")
+            .and_then(Value::as_array)
+            .map(|options| {
+                options
+                    .iter()
+                    .map(|o| o.as_str().unwrap_or_default().to_owned())
+                    .collect::<Vec<_>>()
+            });
         let response = match (common.response, options) {
             (Some(format), _) => format,
             (None, Some(options)) => ResponseFormat::Choice { options },
-            (None, None) if kind == crate::domain::kind::TaskKind::GutCheck => ResponseFormat::YesNo,
+            (None, None) if kind == crate::domain::kind::TaskKind::GutCheck => {
+                ResponseFormat::YesNo
+            }
             (None, None) => ResponseFormat::Text,
         };
         response.validate().map_err(ServiceError::invalid)?;
@@ -394,14 +425,19 @@ impl TaskDraft {
         proof.dedup();
 
         if let Some(metadata) = &common.metadata {
-            let size = serde_json::to_string(metadata).map(|s| s.len()).unwrap_or(usize::MAX);
+            let size = serde_json::to_string(metadata)
+                .map(|s| s.len())
+                .unwrap_or(usize::MAX);
             if size > MAX_METADATA_BYTES {
                 return Err(ServiceError::invalid(format!(
                     "metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}"
                 )));
             }
         }
-        let idempotency_key = common.idempotency_key.map(|k| read_idempotency_key(&k)).transpose()?;
+        let idempotency_key = common
+            .idempotency_key
+            .map(|k| read_idempotency_key(&k))
+            .transpose()?;
 
         Ok(NewTask {
             kind,
@@ -416,6 +452,10 @@ impl TaskDraft {
             response,
             proof,
             metadata: common.metadata,
+            callback_url: common
+                .callback_url
+                .map(|url| url.trim().to_owned())
+                .filter(|url| !url.is_empty()),
             budget,
             deadline_at_ms,
             idempotency_key,
@@ -448,7 +488,9 @@ pub fn read_idempotency_key(key: &str) -> ServiceResult<String> {
 fn required_text(name: &str, text: &str, max: usize) -> ServiceResult<String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(ServiceError::invalid(format!("{name} is empty; say what the human should do")));
+        return Err(ServiceError::invalid(format!(
+            "{name} is empty; say what the human should do"
+        )));
     }
     let chars = trimmed.chars().count();
     if chars > max {
@@ -471,9 +513,12 @@ type ReadLocation = (Option<String>, Option<f64>, Option<f64>, Option<i64>);
 fn read_location(location: Option<LocationInput>) -> ServiceResult<ReadLocation> {
     let place = match location {
         None => return Ok((None, None, None, None)),
-        Some(LocationInput::Address(address)) => {
-            Place { address: Some(address), lat: None, lng: None, radius_m: None }
-        }
+        Some(LocationInput::Address(address)) => Place {
+            address: Some(address),
+            lat: None,
+            lng: None,
+            radius_m: None,
+        },
         Some(LocationInput::Place(place)) => place,
     };
     let address = optional_text("location address", place.address, 500)?;
@@ -488,10 +533,16 @@ fn read_location(location: Option<LocationInput>) -> ServiceResult<ReadLocation>
             (Some(lat), Some(lng))
         }
         (None, None) => (None, None),
-        _ => return Err(ServiceError::invalid("location needs both lat and lng, or neither")),
+        _ => {
+            return Err(ServiceError::invalid(
+                "location needs both lat and lng, or neither",
+            ));
+        }
     };
     if address.is_none() && lat.is_none() {
-        return Err(ServiceError::invalid("location is empty; give an address or lat and lng"));
+        return Err(ServiceError::invalid(
+            "location is empty; give an address or lat and lng",
+        ));
     }
     let radius_m = match place.radius_m {
         Some(r) if !(50..=100_000).contains(&r) => {
@@ -509,7 +560,8 @@ fn read_location(location: Option<LocationInput>) -> ServiceResult<ReadLocation>
 fn read_language(code: &str) -> ServiceResult<String> {
     let code = code.trim().to_ascii_lowercase();
     let (primary, region) = code.split_once('-').unwrap_or((&code, ""));
-    let primary_ok = (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
+    let primary_ok =
+        (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
     let region_ok = region.len() <= 8 && region.bytes().all(|b| b.is_ascii_alphanumeric());
     if primary_ok && region_ok {
         Ok(code)
@@ -612,7 +664,9 @@ mod tests {
         assert!(error(json!({"kind": "verify", "question": "  "})).contains("empty"));
         let huge = "x".repeat(1 << 20);
         assert!(error(json!({"kind": "verify", "question": huge})).contains("limit is 4000"));
-        assert!(error(json!({"kind": "verify", "question": "q", "budgett": 5})).contains("budgett"));
+        assert!(
+            error(json!({"kind": "verify", "question": "q", "budgett": 5})).contains("budgett")
+        );
         assert!(error(json!({"kind": "lunch", "question": "q"})).contains("lunch"));
     }
 
@@ -628,10 +682,24 @@ mod tests {
         assert_eq!(task.radius_m, Some(1000));
         assert_eq!(task.language.as_deref(), Some("fr"));
         assert_eq!(task.proof, vec![ProofKind::Photo, ProofKind::Gps]);
-        assert!(error(json!({"kind": "verify", "question": "q", "deadline": "soon"})).contains("deadline"));
-        assert!(error(json!({"kind": "verify", "question": "q", "deadline": "90d"})).contains("30 days"));
-        assert!(error(json!({"kind": "verify", "question": "q", "location": {"lat": 91.0, "lng": 0.0}})).contains("Earth"));
-        assert!(error(json!({"kind": "verify", "question": "q", "language": "english!"})).contains("language"));
+        assert!(
+            error(json!({"kind": "verify", "question": "q", "deadline": "soon"}))
+                .contains("deadline")
+        );
+        assert!(
+            error(json!({"kind": "verify", "question": "q", "deadline": "90d"}))
+                .contains("30 days")
+        );
+        assert!(
+            error(
+                json!({"kind": "verify", "question": "q", "location": {"lat": 91.0, "lng": 0.0}})
+            )
+            .contains("Earth")
+        );
+        assert!(
+            error(json!({"kind": "verify", "question": "q", "language": "english!"}))
+                .contains("language")
+        );
         let bad_place = error(json!({"kind": "verify", "question": "q", "location": {"lat": "a"}}));
         assert!(bad_place.contains("location: invalid type"), "{bad_place}");
         let bad_kind = error(json!({"kind": "verify", "question": "q", "location": 5}));
@@ -640,17 +708,33 @@ mod tests {
 
     #[test]
     fn gut_check_options_become_a_choice() {
-        let draft = body(json!({"kind": "gut_check", "question": "Which logo?", "options": ["A", "B"]})).unwrap();
+        let draft =
+            body(json!({"kind": "gut_check", "question": "Which logo?", "options": ["A", "B"]}))
+                .unwrap();
         let task = draft.validate(NOW).unwrap();
-        assert_eq!(task.response, ResponseFormat::Choice { options: vec!["A".into(), "B".into()] });
-        let plain = body(json!({"kind": "gut_check", "question": "Cringe?"})).unwrap().validate(NOW).unwrap();
+        assert_eq!(
+            task.response,
+            ResponseFormat::Choice {
+                options: vec!["A".into(), "B".into()]
+            }
+        );
+        let plain = body(json!({"kind": "gut_check", "question": "Cringe?"}))
+            .unwrap()
+            .validate(NOW)
+            .unwrap();
         assert_eq!(plain.response, ResponseFormat::YesNo);
     }
 
     #[test]
     fn the_request_hash_ignores_wait_and_key_only() {
-        let a = body(json!({"kind": "verify", "question": "q", "wait_seconds": 1, "idempotency_key": "k1"})).unwrap();
-        let b = body(json!({"kind": "verify", "question": "q", "wait_seconds": 9, "idempotency_key": "k2"})).unwrap();
+        let a = body(
+            json!({"kind": "verify", "question": "q", "wait_seconds": 1, "idempotency_key": "k1"}),
+        )
+        .unwrap();
+        let b = body(
+            json!({"kind": "verify", "question": "q", "wait_seconds": 9, "idempotency_key": "k2"}),
+        )
+        .unwrap();
         let c = body(json!({"kind": "verify", "question": "other"})).unwrap();
         assert_eq!(a.request_hash(), b.request_hash());
         assert_ne!(a.request_hash(), c.request_hash());

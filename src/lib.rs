@@ -12,3 +12,4 @@ pub mod ledger;
 pub mod mcp;
 pub mod service;
 pub mod store;
+pub mod web;

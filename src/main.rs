@@ -26,8 +26,17 @@ struct Cli {
     fee_bps: u32,
 
     /// Hours an agent has to dispute a result before it is approved automatically.
-    #[arg(long, env = "HUMANPING_REVIEW_HOURS", global = true, default_value_t = 72)]
+    #[arg(
+        long,
+        env = "HUMANPING_REVIEW_HOURS",
+        global = true,
+        default_value_t = 72
+    )]
     review_hours: u64,
+
+    /// Let webhooks go to loopback and private addresses (development only).
+    #[arg(long, env = "HUMANPING_ALLOW_PRIVATE_WEBHOOKS", global = true)]
+    allow_private_webhooks: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -41,12 +50,39 @@ enum Command {
         /// The agent's API key.
         #[arg(long, env = "HUMANPING_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
+        /// Use a remote HumanPing instead of a local database: its Streamable HTTP endpoint,
+        /// e.g. https://humanping.example.com/mcp. Stdio is then relayed there.
+        #[arg(long, env = "HUMANPING_URL")]
+        server: Option<String>,
     },
     /// Serve the REST API for agents and workers over HTTP.
     Serve {
         /// Address to listen on. Binds loopback unless told otherwise.
         #[arg(long, env = "HUMANPING_BIND", default_value = "127.0.0.1:8787")]
         bind: SocketAddr,
+        /// Folder for proof photos. Defaults to `proofs/` beside the SQLite file (or in the
+        /// data folder with PostgreSQL).
+        #[arg(long, env = "HUMANPING_PROOF_DIR")]
+        proof_dir: Option<PathBuf>,
+        /// Mark the worker app's session cookie Secure (set when served over https).
+        #[arg(long, env = "HUMANPING_SECURE_COOKIES")]
+        secure_cookies: bool,
+        /// A Host the server answers besides loopback and the bind address (`host` or
+        /// `host:port`); repeatable. Others are refused (DNS rebinding protection).
+        #[arg(
+            long = "allowed-host",
+            env = "HUMANPING_ALLOWED_HOSTS",
+            value_delimiter = ','
+        )]
+        allowed_hosts: Vec<String>,
+        /// A browser Origin allowed to call the server besides its own and loopback pages
+        /// (`https://app.example.com`, port optional); repeatable.
+        #[arg(
+            long = "allowed-origin",
+            env = "HUMANPING_ALLOWED_ORIGINS",
+            value_delimiter = ','
+        )]
+        allowed_origins: Vec<String>,
     },
     /// Bring the database schema up to date (also done at every start).
     Migrate,
@@ -85,6 +121,19 @@ enum AgentCommand {
 enum WorkerCommand {
     /// Create a worker and print their API key (shown once).
     Create(WorkerArgs),
+    /// Print a one-time sign-in link for the worker web app (valid 24 hours, used once).
+    Invite {
+        /// The worker's id (wkr_…).
+        #[arg(long)]
+        worker: String,
+        /// Where the web app is served, as workers reach it.
+        #[arg(
+            long,
+            env = "HUMANPING_PUBLIC_URL",
+            default_value = "http://127.0.0.1:8787"
+        )]
+        base_url: String,
+    },
 }
 
 #[derive(Args)]
@@ -136,6 +185,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Mcp {
+        api_key,
+        server: Some(server),
+    } = &cli.command
+    {
+        humanping::mcp::bridge::bridge_stdio(server, api_key.clone()).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let url = match cli.database_url.clone() {
         Some(url) => url,
         None => default_database()?.display().to_string(),
@@ -143,25 +200,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config {
         fee_bps: cli.fee_bps,
         review_window: std::time::Duration::from_secs(cli.review_hours * 3600),
+        allow_private_webhooks: cli.allow_private_webhooks,
         ..Config::default()
     };
     let service = HumanPing::open(&url, config).await?;
     tracing::debug!(database = %humanping::store::redact(&url), "database ready");
 
     match cli.command {
-        Command::Mcp { api_key } => {
+        Command::Mcp { api_key, .. } => {
             let sweeper = Arc::new(service.clone()).spawn_sweeper();
+            let deliverer = Arc::new(service.clone()).spawn_webhook_deliverer();
             let served = humanping::mcp::serve_stdio(service, api_key).await;
             sweeper.abort();
+            deliverer.abort();
             served?;
         }
-        Command::Serve { bind } => {
+        Command::Serve {
+            bind,
+            proof_dir,
+            secure_cookies,
+            allowed_hosts,
+            allowed_origins,
+        } => {
+            humanping::web::configure(humanping::web::WebOptions {
+                proof_dir,
+                secure_cookies,
+            });
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .with_context(|| format!("could not listen on {bind}"))?;
             let sweeper = Arc::new(service.clone()).spawn_sweeper();
-            let served = humanping::http::serve(service, listener).await;
+            let deliverer = Arc::new(service.clone()).spawn_webhook_deliverer();
+            let policy =
+                humanping::http::NetworkPolicy::new(bind, &allowed_hosts, &allowed_origins);
+            let served = humanping::http::serve(service, listener, policy).await;
             sweeper.abort();
+            deliverer.abort();
             served?;
         }
         Command::Migrate => {
@@ -172,6 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (id, key) = service.create_agent(&name).await?;
             println!("agent_id: {id}");
             println!("api_key: {key}");
+            println!("webhook_secret: {}", service.webhook_secret(&id).await?);
             eprintln!("Keep this key now: it is stored only as a hash and cannot be shown again.");
         }
         Command::Worker(WorkerCommand::Create(args)) => {
@@ -187,6 +262,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("api_key: {key}");
             eprintln!("Keep this key now: it is stored only as a hash and cannot be shown again.");
         }
+        Command::Worker(WorkerCommand::Invite { worker, base_url }) => {
+            let (id, token) = service.create_sign_in_link(&worker).await?;
+            println!("worker_id: {id}");
+            println!(
+                "sign_in_link: {}/app/sign-in/link?token={token}",
+                base_url.trim_end_matches('/')
+            );
+            eprintln!("The link works once, within 24 hours. Send it to the worker privately.");
+        }
         Command::Credit { agent, amount } => {
             let balance = service.credit(&agent, amount).await?;
             println!("agent_id: {}", balance.agent_id);
@@ -197,7 +281,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = service.verify_ledger().await?;
             println!(
                 "accounts: {}, transfers: {}, tasks: {}, posted: {} debits = {} credits",
-                report.accounts, report.transfers, report.tasks, report.posted_debits, report.posted_credits
+                report.accounts,
+                report.transfers,
+                report.tasks,
+                report.posted_debits,
+                report.posted_credits
             );
             if !report.is_balanced() {
                 for problem in &report.problems {

@@ -20,14 +20,35 @@ use serde_json::json;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Create { agent: usize, cents: i64, deadline_hours: u8 },
-    Claim { task: usize, worker: usize },
-    Submit { task: usize, worker: usize },
-    Approve { task: usize },
-    Dispute { task: usize },
-    Cancel { task: usize },
-    Credit { agent: usize, cents: i64 },
-    Advance { minutes: u32 },
+    Create {
+        agent: usize,
+        cents: i64,
+        deadline_hours: u8,
+    },
+    Claim {
+        task: usize,
+        worker: usize,
+    },
+    Submit {
+        task: usize,
+        worker: usize,
+    },
+    Approve {
+        task: usize,
+    },
+    Dispute {
+        task: usize,
+    },
+    Cancel {
+        task: usize,
+    },
+    Credit {
+        agent: usize,
+        cents: i64,
+    },
+    Advance {
+        minutes: u32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -65,22 +86,37 @@ impl World {
         for n in 0..3 {
             workers.push(common::worker(&svc, &format!("w{n}")).await.0);
         }
-        World { svc, clock, agents, credited: vec![6_000, 6_000], workers, tasks: Vec::new() }
+        World {
+            svc,
+            clock,
+            agents,
+            credited: vec![6_000, 6_000],
+            workers,
+            tasks: Vec::new(),
+        }
     }
 
     fn task(&self, index: usize) -> Option<(AgentId, String)> {
-        self.tasks.get(index).map(|(agent, id)| (self.agents[*agent].clone(), id.to_string()))
+        self.tasks
+            .get(index)
+            .map(|(agent, id)| (self.agents[*agent].clone(), id.to_string()))
     }
 
     async fn apply(&mut self, op: &Op) -> Result<(), ServiceError> {
         let svc = &self.svc;
         match op.clone() {
-            Op::Create { agent, cents, deadline_hours } => {
+            Op::Create {
+                agent,
+                cents,
+                deadline_hours,
+            } => {
                 let body = json!({
                     "kind": "verify", "question": "Still open?",
                     "budget": Cents::new(cents).to_string(), "deadline": format!("{deadline_hours}h"),
                 });
-                let draft = serde_json::from_value::<CreateTaskBody>(body).unwrap().into_draft();
+                let draft = serde_json::from_value::<CreateTaskBody>(body)
+                    .unwrap()
+                    .into_draft();
                 let view = svc.create_task(&self.agents[agent], draft).await?;
                 self.tasks.push((agent, view.task_id));
             }
@@ -99,7 +135,8 @@ impl World {
                             notes: None,
                             proof: None,
                         };
-                        svc.submit(&self.workers[worker], a.assignment_id.as_str(), answer).await?;
+                        svc.submit(&self.workers[worker], a.assignment_id.as_str(), answer)
+                            .await?;
                     }
                 }
             }
@@ -119,11 +156,13 @@ impl World {
                 }
             }
             Op::Credit { agent, cents } => {
-                svc.credit(self.agents[agent].as_str(), Cents::new(cents)).await?;
+                svc.credit(self.agents[agent].as_str(), Cents::new(cents))
+                    .await?;
                 self.credited[agent] += cents;
             }
             Op::Advance { minutes } => {
-                self.clock.advance(Duration::from_secs(u64::from(minutes) * 60));
+                self.clock
+                    .advance(Duration::from_secs(u64::from(minutes) * 60));
                 svc.sweep().await?;
             }
         }
@@ -132,28 +171,47 @@ impl World {
 
     async fn check(&self, step: usize, op: &Op) {
         let report = self.svc.verify_ledger().await.unwrap();
-        assert!(report.is_balanced(), "after step {step} {op:?}: {:#?}", report.problems);
+        assert!(
+            report.is_balanced(),
+            "after step {step} {op:?}: {:#?}",
+            report.problems
+        );
         let mut spent = 0;
         for (agent, credited) in self.agents.iter().zip(&self.credited) {
             let b = self.svc.balance(agent).await.unwrap();
-            assert!(b.available_cents >= 0 && b.held_cents >= 0, "step {step}: {b:?}");
-            assert_eq!(b.available_cents + b.held_cents + b.spent_cents, *credited, "step {step} {op:?}");
+            assert!(
+                b.available_cents >= 0 && b.held_cents >= 0,
+                "step {step}: {b:?}"
+            );
+            assert_eq!(
+                b.available_cents + b.held_cents + b.spent_cents,
+                *credited,
+                "step {step} {op:?}"
+            );
             spent += b.spent_cents;
         }
         let mut earned = 0;
         for worker in &self.workers {
             earned += self.svc.worker_profile(worker).await.unwrap().earned_cents;
         }
-        let fees: i64 = sqlx::query_scalar("SELECT credits_posted FROM accounts WHERE id = 'platform:fees'")
-            .fetch_one(self.svc.store().pool())
-            .await
-            .unwrap();
-        assert_eq!(spent, earned + fees, "step {step} {op:?}: spent = earned + fees");
+        let fees: i64 =
+            sqlx::query_scalar("SELECT credits_posted FROM accounts WHERE id = 'platform:fees'")
+                .fetch_one(self.svc.store().pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            spent,
+            earned + fees,
+            "step {step} {op:?}: spent = earned + fees"
+        );
     }
 }
 
 fn run(ops: Vec<Op>, postgres: bool) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let db = if postgres {
             match common::postgres_database().await {

@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 const START: i64 = 1_800_000_000_000;
 
 fn draft(body: Value) -> humanping::input::TaskDraft {
-    serde_json::from_value::<CreateTaskBody>(body).expect("valid body").into_draft()
+    serde_json::from_value::<CreateTaskBody>(body)
+        .expect("valid body")
+        .into_draft()
 }
 
 fn verify_task(budget: &str) -> humanping::input::TaskDraft {
@@ -29,12 +31,19 @@ fn verify_task(budget: &str) -> humanping::input::TaskDraft {
 }
 
 fn answer(text: &str) -> SubmissionInput {
-    SubmissionInput { answer: Some(text.into()), structured: None, notes: Some("Called them".into()), proof: None }
+    SubmissionInput {
+        answer: Some(text.into()),
+        structured: None,
+        notes: Some("Called them".into()),
+        proof: None,
+    }
 }
 
 async fn claim_and_submit(svc: &HumanPing, worker: &WorkerId, task: &str, text: &str) {
     let assignment = svc.claim(worker, task).await.expect("claim");
-    svc.submit(worker, assignment.assignment_id.as_str(), answer(text)).await.expect("submit");
+    svc.submit(worker, assignment.assignment_id.as_str(), answer(text))
+        .await
+        .expect("submit");
 }
 
 async fn balance(svc: &HumanPing, agent: &AgentId) -> (i64, i64) {
@@ -55,24 +64,45 @@ async fn the_main_job_pays_the_worker_and_the_fee_to_the_cent() {
         assert_eq!(balance(&svc, &agent).await, (4500, 500), "{}", db.name);
 
         let offers = svc.offers(&worker).await.unwrap();
-        let offer = offers.iter().find(|o| o.task_id == task.task_id).expect("offered");
+        let offer = offers
+            .iter()
+            .find(|o| o.task_id == task.task_id)
+            .expect("offered");
         assert_eq!(offer.pay_cents, 450);
 
-        claim_and_submit(&svc, &worker, task.task_id.as_str(), "Yes, open until 22:00").await;
-        let done = svc.wait_for_result(&agent, task.task_id.as_str(), Duration::from_secs(1)).await.unwrap();
+        claim_and_submit(
+            &svc,
+            &worker,
+            task.task_id.as_str(),
+            "Yes, open until 22:00",
+        )
+        .await;
+        let done = svc
+            .wait_for_result(&agent, task.task_id.as_str(), Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(done.status, TaskStatus::Completed);
         assert_eq!(done.answer.as_deref(), Some("Yes, open until 22:00"));
         assert!(done.review_deadline.is_some());
 
-        let approved = svc.approve(&agent, task.task_id.as_str(), None).await.unwrap();
+        let approved = svc
+            .approve(&agent, task.task_id.as_str(), None)
+            .await
+            .unwrap();
         assert_eq!(approved.status, TaskStatus::Approved);
         assert_eq!(approved.held_cents, 0);
         assert_eq!(approved.results[0].paid_cents, 450);
         assert_eq!(balance(&svc, &agent).await, (4500, 0));
         let me = svc.worker_profile(&worker).await.unwrap();
-        assert_eq!((me.earned_cents, me.pending_cents, me.assignments.approved), (450, 0, 1));
+        assert_eq!(
+            (me.earned_cents, me.pending_cents, me.assignments.approved),
+            (450, 0, 1)
+        );
 
-        let again = svc.approve(&agent, task.task_id.as_str(), None).await.unwrap_err();
+        let again = svc
+            .approve(&agent, task.task_id.as_str(), None)
+            .await
+            .unwrap_err();
         assert!(matches!(again, ServiceError::Conflict(_)), "{again}");
         assert!(again.to_string().contains("already approved"), "{again}");
         common::assert_books_balanced(&svc).await;
@@ -88,9 +118,15 @@ async fn a_dispute_refunds_the_agent_and_counts_against_the_worker() {
         let task = svc.create_task(&agent, verify_task("7.77")).await.unwrap();
         claim_and_submit(&svc, &worker, task.task_id.as_str(), "No").await;
 
-        let empty = svc.dispute(&agent, task.task_id.as_str(), "  ", None).await.unwrap_err();
+        let empty = svc
+            .dispute(&agent, task.task_id.as_str(), "  ", None)
+            .await
+            .unwrap_err();
         assert!(empty.to_string().contains("reason"), "{empty}");
-        let disputed = svc.dispute(&agent, task.task_id.as_str(), "It is open, I called", None).await.unwrap();
+        let disputed = svc
+            .dispute(&agent, task.task_id.as_str(), "It is open, I called", None)
+            .await
+            .unwrap();
         assert_eq!(disputed.status, TaskStatus::Refunded);
         assert_eq!(disputed.results[0].status, AssignmentStatus::Rejected);
         assert_eq!(balance(&svc, &agent).await, (2000, 0));
@@ -109,17 +145,26 @@ async fn cancelling_refunds_an_unclaimed_task_only() {
         let (worker, _) = common::worker(&svc, "cy").await;
 
         let unclaimed = svc.create_task(&agent, verify_task("10")).await.unwrap();
-        let cancelled = svc.cancel(&agent, unclaimed.task_id.as_str(), None).await.unwrap();
+        let cancelled = svc
+            .cancel(&agent, unclaimed.task_id.as_str(), None)
+            .await
+            .unwrap();
         assert_eq!(cancelled.status, TaskStatus::Cancelled);
         assert_eq!(balance(&svc, &agent).await, (3000, 0));
 
         let claimed = svc.create_task(&agent, verify_task("10")).await.unwrap();
         svc.claim(&worker, claimed.task_id.as_str()).await.unwrap();
-        let refused = svc.cancel(&agent, claimed.task_id.as_str(), None).await.unwrap_err();
+        let refused = svc
+            .cancel(&agent, claimed.task_id.as_str(), None)
+            .await
+            .unwrap_err();
         assert!(refused.to_string().contains("claimed"), "{refused}");
         assert_eq!(balance(&svc, &agent).await, (2000, 1000));
 
-        let unknown = svc.cancel(&agent, "task_nosuchtask", None).await.unwrap_err();
+        let unknown = svc
+            .cancel(&agent, "task_nosuchtask", None)
+            .await
+            .unwrap_err();
         assert!(matches!(unknown, ServiceError::NotFound(_)));
         common::assert_books_balanced(&svc).await;
     }
@@ -141,8 +186,21 @@ async fn agents_never_see_each_others_tasks() {
         ] {
             assert!(matches!(error, ServiceError::NotFound(_)), "{error}");
         }
-        assert!(svc.list_tasks(&bob, None, 20, None).await.unwrap().tasks.is_empty());
-        assert_eq!(svc.list_tasks(&alice, None, 20, None).await.unwrap().tasks.len(), 1);
+        assert!(
+            svc.list_tasks(&bob, None, 20, None)
+                .await
+                .unwrap()
+                .tasks
+                .is_empty()
+        );
+        assert_eq!(
+            svc.list_tasks(&alice, None, 20, None)
+                .await
+                .unwrap()
+                .tasks
+                .len(),
+            1
+        );
         common::assert_books_balanced(&svc).await;
     }
 }
@@ -161,16 +219,28 @@ async fn a_lapsed_lease_frees_the_slot_and_refuses_the_late_result() {
         let lease = svc.claim(&slow, id).await.unwrap();
         let taken = svc.claim(&quick, id).await.unwrap_err();
         assert!(taken.to_string().contains("every slot"), "{taken}");
-        assert_eq!(svc.get_task(&agent, id).await.unwrap().status, TaskStatus::InProgress);
+        assert_eq!(
+            svc.get_task(&agent, id).await.unwrap().status,
+            TaskStatus::InProgress
+        );
 
         clock.advance(Duration::from_secs(61 * 60));
         // Enforced on read, without any sweep.
-        assert_eq!(svc.get_task(&agent, id).await.unwrap().status, TaskStatus::Open);
-        let late = svc.submit(&slow, lease.assignment_id.as_str(), answer("Yes")).await.unwrap_err();
+        assert_eq!(
+            svc.get_task(&agent, id).await.unwrap().status,
+            TaskStatus::Open
+        );
+        let late = svc
+            .submit(&slow, lease.assignment_id.as_str(), answer("Yes"))
+            .await
+            .unwrap_err();
         assert!(late.to_string().contains("ran out"), "{late}");
 
         claim_and_submit(&svc, &quick, id, "Yes").await;
-        assert_eq!(svc.get_task(&agent, id).await.unwrap().status, TaskStatus::Completed);
+        assert_eq!(
+            svc.get_task(&agent, id).await.unwrap().status,
+            TaskStatus::Completed
+        );
         let me = svc.worker_profile(&slow).await.unwrap();
         assert_eq!(me.assignments.lease_expired, 1);
         common::assert_books_balanced(&svc).await;
@@ -186,7 +256,10 @@ async fn deadlines_refund_and_review_windows_approve_on_read() {
         let (worker, _) = common::worker(&svc, "dee").await;
 
         let lonely = svc
-            .create_task(&agent, draft(json!({"kind": "gut_check", "question": "Cringe?", "deadline": "2h"})))
+            .create_task(
+                &agent,
+                draft(json!({"kind": "gut_check", "question": "Cringe?", "deadline": "2h"})),
+            )
             .await
             .unwrap();
         let reviewed = svc.create_task(&agent, verify_task("5")).await.unwrap();
@@ -195,11 +268,17 @@ async fn deadlines_refund_and_review_windows_approve_on_read() {
 
         clock.advance(Duration::from_secs(3 * 3600));
         let expired = svc.get_task(&agent, lonely.task_id.as_str()).await.unwrap();
-        assert_eq!((expired.status, expired.held_cents), (TaskStatus::Expired, 0));
+        assert_eq!(
+            (expired.status, expired.held_cents),
+            (TaskStatus::Expired, 0)
+        );
         assert_eq!(balance(&svc, &agent).await, (1500, 500));
 
         clock.advance(Duration::from_secs(72 * 3600));
-        let approved = svc.get_task(&agent, reviewed.task_id.as_str()).await.unwrap();
+        let approved = svc
+            .get_task(&agent, reviewed.task_id.as_str())
+            .await
+            .unwrap();
         assert_eq!(approved.status, TaskStatus::Approved);
         assert_eq!(svc.worker_profile(&worker).await.unwrap().earned_cents, 450);
         assert_eq!(balance(&svc, &agent).await, (1500, 0));
@@ -219,7 +298,10 @@ async fn the_sweep_settles_what_nobody_reads() {
         }
         clock.advance(Duration::from_secs(25 * 3600));
         assert_eq!(svc.sweep().await.unwrap().settled, 3);
-        let page = svc.list_tasks(&agent, Some(TaskStatus::Expired), 20, None).await.unwrap();
+        let page = svc
+            .list_tasks(&agent, Some(TaskStatus::Expired), 20, None)
+            .await
+            .unwrap();
         assert_eq!(page.tasks.len(), 3);
         common::assert_books_balanced(&svc).await;
     }
@@ -232,23 +314,37 @@ async fn idempotency_keys_return_the_first_result_and_move_money_once() {
         let (agent, _) = common::funded_agent(&svc, "20").await;
         let (worker, _) = common::worker(&svc, "eve").await;
         let keyed = |question: &str| {
-            draft(json!({"kind": "verify", "question": question, "budget": 5, "idempotency_key": "order-42"}))
+            draft(
+                json!({"kind": "verify", "question": question, "budget": 5, "idempotency_key": "order-42"}),
+            )
         };
         let first = svc.create_task(&agent, keyed("Open?")).await.unwrap();
         let second = svc.create_task(&agent, keyed("Open?")).await.unwrap();
         assert_eq!(first.task_id, second.task_id);
         assert_eq!(balance(&svc, &agent).await, (1500, 500));
         let other = svc.create_task(&agent, keyed("Closed?")).await.unwrap_err();
-        assert!(matches!(other, ServiceError::IdempotencyMismatch { .. }), "{other}");
+        assert!(
+            matches!(other, ServiceError::IdempotencyMismatch { .. }),
+            "{other}"
+        );
 
         claim_and_submit(&svc, &worker, first.task_id.as_str(), "Yes").await;
         let id = first.task_id.as_str();
         let approved = svc.approve(&agent, id, Some("approve-42")).await.unwrap();
         let replayed = svc.approve(&agent, id, Some("approve-42")).await.unwrap();
-        assert_eq!((approved.status, replayed.status), (TaskStatus::Approved, TaskStatus::Approved));
+        assert_eq!(
+            (approved.status, replayed.status),
+            (TaskStatus::Approved, TaskStatus::Approved)
+        );
         assert_eq!(svc.worker_profile(&worker).await.unwrap().earned_cents, 450);
-        let misuse = svc.cancel(&agent, id, Some("approve-42")).await.unwrap_err();
-        assert!(matches!(misuse, ServiceError::IdempotencyMismatch { .. }), "{misuse}");
+        let misuse = svc
+            .cancel(&agent, id, Some("approve-42"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(misuse, ServiceError::IdempotencyMismatch { .. }),
+            "{misuse}"
+        );
         common::assert_books_balanced(&svc).await;
     }
 }
@@ -261,7 +357,8 @@ async fn concurrent_keyed_creates_make_one_task() {
         let calls = (0..10).map(|_| {
             let (svc, agent) = (svc.clone(), agent.clone());
             tokio::spawn(async move {
-                let body = json!({"kind": "verify", "question": "Open?", "idempotency_key": "same"});
+                let body =
+                    json!({"kind": "verify", "question": "Open?", "idempotency_key": "same"});
                 svc.create_task(&agent, draft(body)).await
             })
         });
@@ -325,7 +422,9 @@ async fn fifty_claims_of_one_slot_have_one_winner() {
         for call in calls {
             match call.await.unwrap() {
                 Ok(_) => winners += 1,
-                Err(ServiceError::Conflict(message)) => assert!(message.contains("slot"), "{message}"),
+                Err(ServiceError::Conflict(message)) => {
+                    assert!(message.contains("slot"), "{message}")
+                }
                 Err(other) => panic!("{}: unexpected {other}", db.name),
             }
         }
@@ -342,27 +441,53 @@ async fn workers_get_clear_refusals() {
         let (worker, _) = common::worker(&svc, "fay").await;
         let (other, _) = common::worker(&svc, "gus").await;
         let task = svc
-            .create_task(&agent, draft(json!({"kind": "gut_check", "question": "Logo A or B?", "options": ["A", "B"]})))
+            .create_task(
+                &agent,
+                draft(
+                    json!({"kind": "gut_check", "question": "Logo A or B?", "options": ["A", "B"]}),
+                ),
+            )
             .await
             .unwrap();
         let id = task.task_id.as_str();
         let lease = svc.claim(&worker, id).await.unwrap();
         let twice = svc.claim(&worker, id).await.unwrap_err();
         assert!(twice.to_string().contains("already hold"), "{twice}");
-        let wrong = svc.submit(&worker, lease.assignment_id.as_str(), answer("C")).await.unwrap_err();
+        let wrong = svc
+            .submit(&worker, lease.assignment_id.as_str(), answer("C"))
+            .await
+            .unwrap_err();
         assert!(wrong.to_string().contains("A / B"), "{wrong}");
-        let stranger = svc.submit(&other, lease.assignment_id.as_str(), answer("A")).await.unwrap_err();
+        let stranger = svc
+            .submit(&other, lease.assignment_id.as_str(), answer("A"))
+            .await
+            .unwrap_err();
         assert!(matches!(stranger, ServiceError::NotFound(_)), "{stranger}");
-        let first = svc.submit(&worker, lease.assignment_id.as_str(), answer("a")).await.unwrap();
-        let retry = svc.submit(&worker, lease.assignment_id.as_str(), answer("a")).await.unwrap();
+        let first = svc
+            .submit(&worker, lease.assignment_id.as_str(), answer("a"))
+            .await
+            .unwrap();
+        let retry = svc
+            .submit(&worker, lease.assignment_id.as_str(), answer("a"))
+            .await
+            .unwrap();
         assert_eq!(first.status, retry.status);
-        let changed = svc.submit(&worker, lease.assignment_id.as_str(), answer("B")).await.unwrap_err();
-        assert!(changed.to_string().contains("already has a result"), "{changed}");
+        let changed = svc
+            .submit(&worker, lease.assignment_id.as_str(), answer("B"))
+            .await
+            .unwrap_err();
+        assert!(
+            changed.to_string().contains("already has a result"),
+            "{changed}"
+        );
         let done = svc.get_task(&agent, id).await.unwrap();
         assert_eq!(done.results[0].structured, json!("A"));
 
         let call = svc
-            .create_task(&agent, draft(json!({"kind": "call", "phone": "+1 514 555 0100", "goal": "Book a table"})))
+            .create_task(
+                &agent,
+                draft(json!({"kind": "call", "phone": "+1 514 555 0100", "goal": "Book a table"})),
+            )
             .await
             .unwrap();
         let refused = svc.claim(&other, call.task_id.as_str()).await;

@@ -3,6 +3,8 @@
 CREATE TABLE agents (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
+    -- Signs the webhooks sent to this agent's callback URLs (HMAC-SHA256).
+    webhook_secret  TEXT NOT NULL,
     created_at  BIGINT NOT NULL
 );
 
@@ -88,6 +90,7 @@ CREATE TABLE tasks (
     response_format     TEXT NOT NULL,
     proof               TEXT NOT NULL,
     metadata            TEXT,
+    callback_url        TEXT,
     budget_cents        BIGINT NOT NULL CHECK (budget_cents > 0),
     fee_bps             BIGINT NOT NULL,
     currency            TEXT NOT NULL,
@@ -147,3 +150,23 @@ CREATE TABLE idempotency_keys (
     created_at    BIGINT NOT NULL,
     PRIMARY KEY (owner_id, key)
 );
+
+-- Outgoing webhooks: one row per task change an agent asked to hear of, written in the same
+-- transaction as the change, delivered (and retried) by a background loop.
+CREATE TABLE webhook_events (
+    id               TEXT PRIMARY KEY,
+    task_id          TEXT NOT NULL REFERENCES tasks (id),
+    agent_id         TEXT NOT NULL REFERENCES agents (id),
+    url              TEXT NOT NULL,
+    event_type       TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    attempts         BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at  BIGINT NOT NULL,
+    delivered_at     BIGINT,
+    failed_at        BIGINT,
+    last_error       TEXT,
+    created_at       BIGINT NOT NULL
+);
+CREATE INDEX webhook_events_due ON webhook_events (next_attempt_at)
+    WHERE delivered_at IS NULL AND failed_at IS NULL;
+CREATE INDEX webhook_events_task ON webhook_events (task_id, created_at);

@@ -39,13 +39,17 @@ async fn main() -> anyhow::Result<()> {
         Some(url) => url.clone(),
         None => format!("sqlite://{}", scratch.join("bench.db").display()),
     };
-    let service = HumanPing::open(&url, Config::default()).await.context("opening the database")?;
+    let service = HumanPing::open(&url, Config::default())
+        .await
+        .context("opening the database")?;
 
     let per_client = args.tasks.div_ceil(args.clients.max(1));
     let mut pairs = Vec::new();
     for n in 0..args.clients {
         let (agent, _) = service.create_agent(&format!("bench-agent-{n}")).await?;
-        service.credit(agent.as_str(), Cents::new(per_client as i64 * 100 + 100)).await?;
+        service
+            .credit(agent.as_str(), Cents::new(per_client as i64 * 100 + 100))
+            .await?;
         let worker = NewWorker {
             name: format!("bench-worker-{n}"),
             lat: None,
@@ -98,13 +102,20 @@ async fn main() -> anyhow::Result<()> {
     println!("clients: {}", args.clients);
     println!("lifecycles: {}", latencies.len());
     println!("elapsed_s: {:.2}", elapsed.as_secs_f64());
-    println!("lifecycles_per_s: {:.1}", latencies.len() as f64 / elapsed.as_secs_f64());
+    println!(
+        "lifecycles_per_s: {:.1}",
+        latencies.len() as f64 / elapsed.as_secs_f64()
+    );
     println!("lifecycle_p50_ms: {:.2}", ms(pick(0.50)));
     println!("lifecycle_p99_ms: {:.2}", ms(pick(0.99)));
     println!("books_balanced: {}", report.is_balanced());
     service.store().close().await;
     let _ = std::fs::remove_dir_all(&scratch);
-    anyhow::ensure!(report.is_balanced(), "the books do not balance: {:?}", report.problems);
+    anyhow::ensure!(
+        report.is_balanced(),
+        "the books do not balance: {:?}",
+        report.problems
+    );
     Ok(())
 }
 

@@ -152,7 +152,10 @@ impl FromStr for TaskKind {
             .find(|kind| kind.as_str() == text || kind.tool_name() == text)
             .ok_or_else(|| {
                 let names: Vec<_> = TaskKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown task kind {text:?}; known kinds: {}", names.join(", "))
+                format!(
+                    "unknown task kind {text:?}; known kinds: {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -163,7 +166,10 @@ mod tests {
 
     #[test]
     fn default_budgets_match_the_product_docs() {
-        let dollars: Vec<i64> = TaskKind::ALL.iter().map(|k| k.default_budget().get() / 100).collect();
+        let dollars: Vec<i64> = TaskKind::ALL
+            .iter()
+            .map(|k| k.default_budget().get() / 100)
+            .collect();
         assert_eq!(dollars, [5, 10, 3, 15, 20, 8, 3]);
     }
 
@@ -173,6 +179,11 @@ mod tests {
             assert_eq!(kind.as_str().parse::<TaskKind>(), Ok(kind));
             assert_eq!(kind.tool_name().parse::<TaskKind>(), Ok(kind));
         }
-        assert!("lunch".parse::<TaskKind>().unwrap_err().contains("known kinds"));
+        assert!(
+            "lunch"
+                .parse::<TaskKind>()
+                .unwrap_err()
+                .contains("known kinds")
+        );
     }
 }

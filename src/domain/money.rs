@@ -13,7 +13,9 @@ pub const CURRENCY: &str = "usd";
 const MAX_INPUT_CENTS: i64 = 1_000_000_000;
 
 /// An amount in cents. Negative values exist only inside ledger arithmetic, never as input.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Cents(i64);
 
@@ -66,7 +68,11 @@ impl Cents {
         if whole.len() > 10 {
             return Err(MoneyError::TooLarge(text.into()));
         }
-        let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().expect("checked digits") };
+        let whole: i64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().expect("checked digits")
+        };
         let fraction: i64 = format!("{fraction:0<2}").parse().expect("checked digits");
         let cents = whole * 100 + fraction;
         if cents > MAX_INPUT_CENTS {
@@ -118,7 +124,10 @@ impl Cents {
     /// worker gets the rest, so `worker + fee == amount` exactly and rounding favours workers.
     pub fn split_fee(self, fee_bps: u32) -> FeeSplit {
         let fee = (i128::from(self.0) * i128::from(fee_bps) / 10_000) as i64;
-        FeeSplit { worker: Cents(self.0 - fee), fee: Cents(fee) }
+        FeeSplit {
+            worker: Cents(self.0 - fee),
+            fee: Cents(fee),
+        }
     }
 }
 
@@ -168,7 +177,9 @@ pub struct Dollars(pub Cents);
 impl<'de> Deserialize<'de> for Dollars {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(deserializer)?;
-        Cents::from_json(&value).map(Dollars).map_err(serde::de::Error::custom)
+        Cents::from_json(&value)
+            .map(Dollars)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -211,16 +222,46 @@ mod tests {
     #[test]
     fn refuses_bad_text_with_the_reason() {
         assert!(matches!(Cents::parse_dollars(""), Err(MoneyError::Empty)));
-        assert!(matches!(Cents::parse_dollars("abc"), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(Cents::parse_dollars("NaN"), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(Cents::parse_dollars("inf"), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(Cents::parse_dollars("1e3"), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(Cents::parse_dollars("."), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(Cents::parse_dollars("1.2.3"), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(Cents::parse_dollars("-5"), Err(MoneyError::Negative(_))));
-        assert!(matches!(Cents::parse_dollars("5.001"), Err(MoneyError::TooPrecise(_))));
-        assert!(matches!(Cents::parse_dollars("10000000.01"), Err(MoneyError::TooLarge(_))));
-        assert!(matches!(Cents::parse_dollars("99999999999999999999"), Err(MoneyError::TooLarge(_))));
+        assert!(matches!(
+            Cents::parse_dollars("abc"),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Cents::parse_dollars("NaN"),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Cents::parse_dollars("inf"),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Cents::parse_dollars("1e3"),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Cents::parse_dollars("."),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Cents::parse_dollars("1.2.3"),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Cents::parse_dollars("-5"),
+            Err(MoneyError::Negative(_))
+        ));
+        assert!(matches!(
+            Cents::parse_dollars("5.001"),
+            Err(MoneyError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            Cents::parse_dollars("10000000.01"),
+            Err(MoneyError::TooLarge(_))
+        ));
+        assert!(matches!(
+            Cents::parse_dollars("99999999999999999999"),
+            Err(MoneyError::TooLarge(_))
+        ));
     }
 
     #[test]
@@ -231,11 +272,26 @@ mod tests {
         assert_eq!(Cents::from_json(&json!(19.99)), Ok(Cents(1999)));
         assert_eq!(Cents::from_json(&json!(50)), Ok(Cents(5000)));
         assert_eq!(Cents::from_json(&json!("50.00")), Ok(Cents(5000)));
-        assert_eq!(Cents::from_json(&json!(1e308)), Err(MoneyError::TooLarge("1e+308".into())));
-        assert!(matches!(Cents::from_json(&json!(5.001)), Err(MoneyError::TooPrecise(_))));
-        assert!(matches!(Cents::from_json(&json!(-5)), Err(MoneyError::Negative(_))));
-        assert!(matches!(Cents::from_json(&json!(null)), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(Cents::from_json(&json!(true)), Err(MoneyError::NotANumber(_))));
+        assert_eq!(
+            Cents::from_json(&json!(1e308)),
+            Err(MoneyError::TooLarge("1e+308".into()))
+        );
+        assert!(matches!(
+            Cents::from_json(&json!(5.001)),
+            Err(MoneyError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            Cents::from_json(&json!(-5)),
+            Err(MoneyError::Negative(_))
+        ));
+        assert!(matches!(
+            Cents::from_json(&json!(null)),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Cents::from_json(&json!(true)),
+            Err(MoneyError::NotANumber(_))
+        ));
     }
 
     #[test]
@@ -249,9 +305,27 @@ mod tests {
 
     #[test]
     fn fee_split_adds_up_and_rounds_down_the_fee() {
-        assert_eq!(Cents(500).split_fee(1500), FeeSplit { worker: Cents(425), fee: Cents(75) });
-        assert_eq!(Cents(1).split_fee(1500), FeeSplit { worker: Cents(1), fee: Cents(0) });
-        assert_eq!(Cents(333).split_fee(1000), FeeSplit { worker: Cents(300), fee: Cents(33) });
+        assert_eq!(
+            Cents(500).split_fee(1500),
+            FeeSplit {
+                worker: Cents(425),
+                fee: Cents(75)
+            }
+        );
+        assert_eq!(
+            Cents(1).split_fee(1500),
+            FeeSplit {
+                worker: Cents(1),
+                fee: Cents(0)
+            }
+        );
+        assert_eq!(
+            Cents(333).split_fee(1000),
+            FeeSplit {
+                worker: Cents(300),
+                fee: Cents(33)
+            }
+        );
         for cents in 0..5_000 {
             for bps in [0, 1, 999, 1500, 3333, 10_000] {
                 let split = Cents(cents).split_fee(bps);

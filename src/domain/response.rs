@@ -57,7 +57,9 @@ impl ResponseFormat {
                 for option in options {
                     let folded = fold(option);
                     if folded.is_empty() || option.chars().count() > 200 {
-                        return Err("response options: each option needs 1 to 200 characters".into());
+                        return Err(
+                            "response options: each option needs 1 to 200 characters".into()
+                        );
                     }
                     if !seen.insert(folded) {
                         return Err(format!("response options: {option:?} is listed twice"));
@@ -65,9 +67,9 @@ impl ResponseFormat {
                 }
                 Ok(())
             }
-            ResponseFormat::Rating { min, max } if min >= max => {
-                Err(format!("response rating: min ({min}) must be below max ({max})"))
-            }
+            ResponseFormat::Rating { min, max } if min >= max => Err(format!(
+                "response rating: min ({min}) must be below max ({max})"
+            )),
             ResponseFormat::Rating { min, max } if *min < -1000 || *max > 1000 => {
                 Err("response rating: min and max must lie within -1000..1000".into())
             }
@@ -89,11 +91,16 @@ impl ResponseFormat {
                 .find(|option| fold(option) == folded)
                 .map(|option| json!(option))
                 .ok_or_else(|| {
-                    format!("this task asks for one of {}, not {answer:?}", options.join(" / "))
+                    format!(
+                        "this task asks for one of {}, not {answer:?}",
+                        options.join(" / ")
+                    )
                 }),
             ResponseFormat::Rating { min, max } => match folded.parse::<i64>() {
                 Ok(rating) if (*min..=*max).contains(&rating) => Ok(json!(rating)),
-                _ => Err(format!("this task asks for a whole number from {min} to {max}, not {answer:?}")),
+                _ => Err(format!(
+                    "this task asks for a whole number from {min} to {max}, not {answer:?}"
+                )),
             },
             ResponseFormat::Number { .. } => match folded.replace(',', "").parse::<f64>() {
                 Ok(number) if number.is_finite() => Ok(json!(number)),
@@ -107,7 +114,10 @@ impl ResponseFormat {
 /// Case- and space-folded text for comparing short answers.
 // Limitation: no Unicode NFKC folding yet; full-width and compatibility forms do not match.
 fn fold(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 #[cfg(test)]
@@ -119,18 +129,32 @@ mod tests {
         let format = ResponseFormat::YesNo;
         assert_eq!(format.read_answer(" Yes "), Ok(json!("yes")));
         assert_eq!(format.read_answer("NO"), Ok(json!("no")));
-        assert!(format.read_answer("maybe").unwrap_err().contains("yes or no"));
+        assert!(
+            format
+                .read_answer("maybe")
+                .unwrap_err()
+                .contains("yes or no")
+        );
     }
 
     #[test]
     fn choices_match_their_options() {
-        let format = ResponseFormat::Choice { options: vec!["Open".into(), "Closed for good".into()] };
+        let format = ResponseFormat::Choice {
+            options: vec!["Open".into(), "Closed for good".into()],
+        };
         assert_eq!(format.validate(), Ok(()));
-        assert_eq!(format.read_answer("closed  for GOOD"), Ok(json!("Closed for good")));
+        assert_eq!(
+            format.read_answer("closed  for GOOD"),
+            Ok(json!("Closed for good"))
+        );
         assert!(format.read_answer("moved").is_err());
-        let twice = ResponseFormat::Choice { options: vec!["a".into(), "A".into()] };
+        let twice = ResponseFormat::Choice {
+            options: vec!["a".into(), "A".into()],
+        };
         assert!(twice.validate().unwrap_err().contains("twice"));
-        let one = ResponseFormat::Choice { options: vec!["a".into()] };
+        let one = ResponseFormat::Choice {
+            options: vec!["a".into()],
+        };
         assert!(one.validate().is_err());
     }
 
@@ -139,7 +163,11 @@ mod tests {
         let rating = ResponseFormat::Rating { min: 1, max: 5 };
         assert_eq!(rating.read_answer("4"), Ok(json!(4)));
         assert!(rating.read_answer("6").is_err());
-        assert!(ResponseFormat::Rating { min: 5, max: 5 }.validate().is_err());
+        assert!(
+            ResponseFormat::Rating { min: 5, max: 5 }
+                .validate()
+                .is_err()
+        );
         let number = ResponseFormat::Number { unit: None };
         assert_eq!(number.read_answer("1,250.5"), Ok(json!(1250.5)));
         assert!(number.read_answer("NaN").is_err());

@@ -50,7 +50,10 @@ impl TaskStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            TaskStatus::Approved | TaskStatus::Refunded | TaskStatus::Cancelled | TaskStatus::Expired
+            TaskStatus::Approved
+                | TaskStatus::Refunded
+                | TaskStatus::Cancelled
+                | TaskStatus::Expired
         )
     }
 
@@ -154,10 +157,25 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_through_text() {
-        for s in ["open", "in_progress", "completed", "approved", "refunded", "cancelled", "expired"] {
+        for s in [
+            "open",
+            "in_progress",
+            "completed",
+            "approved",
+            "refunded",
+            "cancelled",
+            "expired",
+        ] {
             assert_eq!(s.parse::<TaskStatus>().unwrap().as_str(), s);
         }
-        for s in ["claimed", "submitted", "approved", "rejected", "abandoned", "lease_expired"] {
+        for s in [
+            "claimed",
+            "submitted",
+            "approved",
+            "rejected",
+            "abandoned",
+            "lease_expired",
+        ] {
             assert_eq!(s.parse::<AssignmentStatus>().unwrap().as_str(), s);
         }
     }

@@ -23,7 +23,8 @@ const PRIOR_WEIGHT: i64 = 10;
 pub fn score(record: Record) -> i64 {
     let clamp = |n: i64| n.max(0);
     let approved = clamp(record.approved);
-    let resolved = approved + clamp(record.rejected) + clamp(record.abandoned) + clamp(record.lease_expired);
+    let resolved =
+        approved + clamp(record.rejected) + clamp(record.abandoned) + clamp(record.lease_expired);
     let numerator = 100 * approved + PRIOR_SCORE * PRIOR_WEIGHT;
     (numerator / (resolved + PRIOR_WEIGHT)).clamp(0, 100)
 }
@@ -35,18 +36,38 @@ mod tests {
     #[test]
     fn new_workers_start_at_the_prior() {
         assert_eq!(score(Record::default()), PRIOR_SCORE);
-        assert_eq!(score(Record { approved: 1, ..Record::default() }), 54);
+        assert_eq!(
+            score(Record {
+                approved: 1,
+                ..Record::default()
+            }),
+            54
+        );
     }
 
     #[test]
     fn approvals_never_lower_and_rejections_never_raise() {
         for approved in 0..40 {
             for rejected in 0..40 {
-                let base = Record { approved, rejected, ..Record::default() };
+                let base = Record {
+                    approved,
+                    rejected,
+                    ..Record::default()
+                };
                 let s = score(base);
                 assert!((0..=100).contains(&s));
-                assert!(score(Record { approved: approved + 1, ..base }) >= s);
-                assert!(score(Record { rejected: rejected + 1, ..base }) <= s);
+                assert!(
+                    score(Record {
+                        approved: approved + 1,
+                        ..base
+                    }) >= s
+                );
+                assert!(
+                    score(Record {
+                        rejected: rejected + 1,
+                        ..base
+                    }) <= s
+                );
             }
         }
     }

@@ -17,6 +17,11 @@
 //! | `POST /v1/worker/assignments/{id}/submit` | worker | send the answer and proof |
 //! | `GET /v1/worker/me` | worker | profile, trust and earnings |
 //! | `GET /healthz` | anyone | liveness |
+//! | `POST/GET/DELETE /mcp` | agent | MCP over Streamable HTTP |
+//! | `GET /sse`, `POST /messages` | agent | MCP over the legacy HTTP+SSE transport |
+//!
+//! Every request first passes the `Host`/`Origin` guard ([`NetworkPolicy`]); CORS preflights
+//! are answered there, before authentication.
 
 mod agent;
 mod auth;
@@ -24,6 +29,7 @@ mod error;
 mod extract;
 mod worker;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -36,10 +42,23 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
+use crate::mcp::http::CallerAgent;
+pub use crate::mcp::http::NetworkPolicy;
 use crate::service::HumanPing;
 
-/// The REST API over `service`, ready to serve.
+/// The REST API and the MCP endpoints over `service`, accepting loopback hosts only.
 pub fn router(service: HumanPing) -> Router {
+    router_with(service, NetworkPolicy::default())
+}
+
+/// The REST API and the MCP endpoints over `service`, accepting the hosts and origins of
+/// `policy`.
+pub fn router_with(service: HumanPing, policy: NetworkPolicy) -> Router {
+    let mcp = crate::mcp::http::routes(service.clone()).layer(middleware::from_fn_with_state(
+        service.clone(),
+        require_agent,
+    ));
+    let web = crate::web::router(service.clone());
     let api = Router::new()
         .route("/healthz", get(health))
         .route("/v1/tasks", post(agent::create_task).get(agent::list_tasks))
@@ -60,20 +79,40 @@ pub fn router(service: HumanPing) -> Router {
     // A layer on a router wraps each route, inside the code that answers 405 and sets its
     // `Allow` header; wrapping the whole router as a fallback lets the middleware see that too.
     Router::new()
+        .merge(mcp)
         .fallback_service(api)
         .layer(middleware::from_fn(error::one_error_shape))
         .layer(middleware::from_fn(trace_request))
+        .merge(web)
+        .layer(middleware::from_fn_with_state(
+            Arc::new(policy),
+            crate::mcp::http::guard,
+        ))
+}
+
+/// Lets only requests signed by an agent key through, marked with that agent.
+async fn require_agent(
+    auth::Agent(agent): auth::Agent,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    request.extensions_mut().insert(CallerAgent(agent));
+    next.run(request).await
 }
 
 /// Serves the REST API on `listener` until ctrl-c or SIGTERM, then lets requests in flight
 /// finish (a long-polling `?wait=` may hold shutdown for up to its 120 seconds).
-pub async fn serve(service: HumanPing, listener: TcpListener) -> anyhow::Result<()> {
+pub async fn serve(
+    service: HumanPing,
+    listener: TcpListener,
+    policy: NetworkPolicy,
+) -> anyhow::Result<()> {
     let address = listener
         .local_addr()
         .context("reading the listener's address")?;
     tracing::info!(%address, "REST API listening on http://{address}");
 
-    axum::serve(listener, router(service))
+    axum::serve(listener, router_with(service, policy))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving the REST API")?;

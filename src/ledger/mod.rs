@@ -140,7 +140,10 @@ pub async fn transfer(
 ) -> Result<String, LedgerError> {
     debit_account(conn, debit, amount, "debits_posted").await?;
     credit_account(conn, credit, amount, "credits_posted").await?;
-    insert(conn, "posted", debit, credit, amount, None, task_id, memo, now_ms).await
+    insert(
+        conn, "posted", debit, credit, amount, None, task_id, memo, now_ms,
+    )
+    .await
 }
 
 /// A pending transfer: `amount` leaves `debit`'s available balance and waits to be posted
@@ -156,8 +159,15 @@ pub async fn hold(
 ) -> Result<Pending, LedgerError> {
     debit_account(conn, debit, amount, "debits_pending").await?;
     credit_account(conn, credit, amount, "credits_pending").await?;
-    let id = insert(conn, "pending", debit, credit, amount, None, task_id, memo, now_ms).await?;
-    Ok(Pending { id, debit: debit.to_owned(), credit: credit.to_owned() })
+    let id = insert(
+        conn, "pending", debit, credit, amount, None, task_id, memo, now_ms,
+    )
+    .await?;
+    Ok(Pending {
+        id,
+        debit: debit.to_owned(),
+        credit: credit.to_owned(),
+    })
 }
 
 /// Posts `amount` of a pending transfer: it becomes spent on the debit side and received on
@@ -171,8 +181,18 @@ pub async fn post(
     now_ms: i64,
 ) -> Result<String, LedgerError> {
     settle_pending(conn, pending, amount, true).await?;
-    insert(conn, "post", &pending.debit, &pending.credit, amount, Some(&pending.id), task_id, memo, now_ms)
-        .await
+    insert(
+        conn,
+        "post",
+        &pending.debit,
+        &pending.credit,
+        amount,
+        Some(&pending.id),
+        task_id,
+        memo,
+        now_ms,
+    )
+    .await
 }
 
 /// Voids `amount` of a pending transfer: it goes back to the debit account's available balance.
@@ -185,8 +205,18 @@ pub async fn void(
     now_ms: i64,
 ) -> Result<String, LedgerError> {
     settle_pending(conn, pending, amount, false).await?;
-    insert(conn, "void", &pending.debit, &pending.credit, amount, Some(&pending.id), task_id, memo, now_ms)
-        .await
+    insert(
+        conn,
+        "void",
+        &pending.debit,
+        &pending.credit,
+        amount,
+        Some(&pending.id),
+        task_id,
+        memo,
+        now_ms,
+    )
+    .await
 }
 
 /// Adds to a debit total, refusing (by matching no row) when a `no_overdraft` account could
@@ -201,12 +231,19 @@ async fn debit_account(
         "UPDATE accounts SET {column} = {column} + $1 WHERE id = $2 \
          AND (no_overdraft = 0 OR debits_posted + debits_pending + $1 <= credits_posted)"
     );
-    let done = sqlx::query(&sql).bind(amount.get()).bind(id).execute(&mut *conn).await?;
+    let done = sqlx::query(&sql)
+        .bind(amount.get())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     if done.rows_affected() == 1 {
         return Ok(());
     }
     match totals(conn, id).await? {
-        Some(_) => Err(LedgerError::Insufficient { account: id.to_owned(), amount }),
+        Some(_) => Err(LedgerError::Insufficient {
+            account: id.to_owned(),
+            amount,
+        }),
         None => Err(LedgerError::NoAccount(id.to_owned())),
     }
 }
@@ -218,8 +255,16 @@ async fn credit_account(
     column: &str,
 ) -> Result<(), LedgerError> {
     let sql = format!("UPDATE accounts SET {column} = {column} + $1 WHERE id = $2");
-    let done = sqlx::query(&sql).bind(amount.get()).bind(id).execute(conn).await?;
-    if done.rows_affected() == 1 { Ok(()) } else { Err(LedgerError::NoAccount(id.to_owned())) }
+    let done = sqlx::query(&sql)
+        .bind(amount.get())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(LedgerError::NoAccount(id.to_owned()))
+    }
 }
 
 /// Moves `amount` out of both pending totals, into the posted totals when `posting`.
@@ -245,9 +290,16 @@ async fn settle_pending(
         )
     };
     for (sql, account) in [(debit_sql, &pending.debit), (credit_sql, &pending.credit)] {
-        let done = sqlx::query(sql).bind(amount.get()).bind(account).execute(&mut *conn).await?;
+        let done = sqlx::query(sql)
+            .bind(amount.get())
+            .bind(account)
+            .execute(&mut *conn)
+            .await?;
         if done.rows_affected() != 1 {
-            return Err(LedgerError::PendingExceeded { pending_id: pending.id.clone(), amount });
+            return Err(LedgerError::PendingExceeded {
+                pending_id: pending.id.clone(),
+                amount,
+            });
         }
     }
     Ok(())

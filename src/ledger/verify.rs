@@ -47,11 +47,17 @@ pub async fn verify(conn: &mut AnyConnection) -> Result<Report, sqlx::Error> {
         ));
     }
     if dp != cp {
-        report.problems.push(format!("pending debits ({dp}) differ from pending credits ({cp})"));
+        report.problems.push(format!(
+            "pending debits ({dp}) differ from pending credits ({cp})"
+        ));
     }
 
-    report.transfers = sqlx::query_scalar("SELECT COUNT(*) FROM transfers").fetch_one(&mut *conn).await?;
-    report.tasks = sqlx::query_scalar("SELECT COUNT(*) FROM tasks").fetch_one(&mut *conn).await?;
+    report.transfers = sqlx::query_scalar("SELECT COUNT(*) FROM transfers")
+        .fetch_one(&mut *conn)
+        .await?;
+    report.tasks = sqlx::query_scalar("SELECT COUNT(*) FROM tasks")
+        .fetch_one(&mut *conn)
+        .await?;
 
     // Every account's stored totals must equal what its transfers add up to.
     let drift = sqlx::query(
@@ -77,7 +83,9 @@ pub async fn verify(conn: &mut AnyConnection) -> Result<Report, sqlx::Error> {
     .await?;
     for row in drift {
         let id: String = row.try_get(0)?;
-        report.problems.push(format!("account {id}: stored totals differ from its transfers"));
+        report.problems.push(format!(
+            "account {id}: stored totals differ from its transfers"
+        ));
     }
 
     let overdrawn: Vec<String> = sqlx::query_scalar(
@@ -99,7 +107,9 @@ pub async fn verify(conn: &mut AnyConnection) -> Result<Report, sqlx::Error> {
     .fetch_all(&mut *conn)
     .await?;
     for id in exceeded {
-        report.problems.push(format!("pending transfer {id} was settled for more than it held"));
+        report.problems.push(format!(
+            "pending transfer {id} was settled for more than it held"
+        ));
     }
 
     // A task's hold must equal what its pending transfer still has, and be zero once it ended;
@@ -140,7 +150,9 @@ pub async fn verify(conn: &mut AnyConnection) -> Result<Report, sqlx::Error> {
     .fetch_one(&mut *conn)
     .await?;
     if orphans > 0 {
-        report.problems.push(format!("{orphans} tasks have no pending hold transfer"));
+        report
+            .problems
+            .push(format!("{orphans} tasks have no pending hold transfer"));
     }
 
     Ok(report)

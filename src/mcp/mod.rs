@@ -6,7 +6,10 @@
 //! `isError: true`, so an agent reads what went wrong instead of a protocol failure.
 
 mod args;
+pub mod bridge;
 mod error;
+pub mod http;
+mod sse;
 mod tools;
 
 #[cfg(test)]

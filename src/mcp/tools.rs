@@ -20,6 +20,7 @@ use super::args::{
     MAX_LIST_LIMIT,
 };
 use super::error::ToolError;
+use super::http::CallerAgent;
 use crate::domain::ids::AgentId;
 use crate::domain::kind::TaskKind;
 use crate::domain::status::TaskStatus;
@@ -200,7 +201,7 @@ impl HumanPingMcp {
         Parameters(args): Parameters<GetTaskArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<Json<TaskView>, ToolError> {
-        let agent = self.agent()?;
+        let agent = self.agent(&context)?;
         let wait = args.wait_seconds.unwrap_or(0).min(MAX_WAIT_SECONDS);
         let span = tool_span("get_task", agent, Some(&args.task_id));
         async {
@@ -229,8 +230,9 @@ impl HumanPingMcp {
     async fn approve(
         &self,
         Parameters(args): Parameters<ApproveArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<TaskView>, ToolError> {
-        let agent = self.agent()?;
+        let agent = self.agent(&context)?;
         let span = tool_span("approve", agent, Some(&args.task_id));
         async {
             let key = args.idempotency_key.as_deref();
@@ -254,8 +256,9 @@ impl HumanPingMcp {
     async fn dispute(
         &self,
         Parameters(args): Parameters<DisputeArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<TaskView>, ToolError> {
-        let agent = self.agent()?;
+        let agent = self.agent(&context)?;
         let span = tool_span("dispute", agent, Some(&args.task_id));
         async {
             let key = args.idempotency_key.as_deref();
@@ -282,8 +285,9 @@ impl HumanPingMcp {
     async fn cancel_task(
         &self,
         Parameters(args): Parameters<CancelTaskArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<TaskView>, ToolError> {
-        let agent = self.agent()?;
+        let agent = self.agent(&context)?;
         let span = tool_span("cancel_task", agent, Some(&args.task_id));
         async {
             let key = args.idempotency_key.as_deref();
@@ -307,8 +311,9 @@ impl HumanPingMcp {
     async fn list_tasks(
         &self,
         Parameters(args): Parameters<ListTasksArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<TaskPage>, ToolError> {
-        let agent = self.agent()?;
+        let agent = self.agent(&context)?;
         let limit = args.limit.unwrap_or(DEFAULT_LIST_LIMIT);
         if !(1..=MAX_LIST_LIMIT).contains(&limit) {
             return Err(ToolError::invalid(format!(
@@ -337,8 +342,11 @@ impl HumanPingMcp {
         idempotent_hint = true,
         open_world_hint = false
     ))]
-    async fn balance(&self) -> Result<Json<BalanceView>, ToolError> {
-        let agent = self.agent()?;
+    async fn balance(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<BalanceView>, ToolError> {
+        let agent = self.agent(&context)?;
         let span = tool_span("balance", agent, None);
         async { Ok(Json(self.service.balance(agent).await?)) }
             .instrument(span)
@@ -347,8 +355,20 @@ impl HumanPingMcp {
 }
 
 impl HumanPingMcp {
-    /// The agent the tools act for, or the error every tool answers without one.
-    fn agent(&self) -> Result<&AgentId, ToolError> {
+    /// The agent the tools act for: the one whose key signed this HTTP request when the call
+    /// came over HTTP, else the one this handler was made for, else the error every tool
+    /// answers without one.
+    fn agent<'a>(
+        &'a self,
+        context: &'a RequestContext<RoleServer>,
+    ) -> Result<&'a AgentId, ToolError> {
+        let from_http = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<CallerAgent>());
+        if let Some(CallerAgent(agent)) = from_http {
+            return Ok(agent);
+        }
         self.agent
             .as_ref()
             .map_err(|reason| ToolError::unauthorized(reason))
@@ -360,7 +380,7 @@ impl HumanPingMcp {
         draft: TaskDraft,
         context: &RequestContext<RoleServer>,
     ) -> Result<Json<TaskView>, ToolError> {
-        let agent = self.agent()?;
+        let agent = self.agent(context)?;
         let span = tool_span(draft.kind.tool_name(), agent, None);
         async {
             let wait = Duration::from_secs(u64::from(draft.wait_seconds()));

@@ -29,6 +29,10 @@ impl HumanPing {
     pub async fn create_task(&self, agent: &AgentId, draft: TaskDraft) -> ServiceResult<TaskView> {
         let now = self.clock.now_ms();
         let task = draft.validate(now)?;
+        if let Some(url) = &task.callback_url {
+            super::webhooks::check_url(url, self.config.allow_private_webhooks)
+                .map_err(ServiceError::InvalidInput)?;
+        }
         let slots: i64 = 1;
         let hold = task
             .budget
@@ -93,10 +97,10 @@ impl HumanPing {
 
         sqlx::query(
             "INSERT INTO tasks (id, agent_id, kind, instruction, details, context, address, lat, lng, \
-             radius_m, language, response_format, proof, metadata, budget_cents, fee_bps, currency, \
-             slots, status, hold_transfer_id, held_cents, deadline_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, 'open', $19, $20, $21, $22, $22)",
+             radius_m, language, response_format, proof, metadata, callback_url, budget_cents, fee_bps, \
+             currency, slots, status, hold_transfer_id, held_cents, deadline_at, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18, $19, 'open', $20, $21, $22, $23, $23)",
         )
         .bind(task_id.as_str())
         .bind(agent.as_str())
@@ -112,6 +116,7 @@ impl HumanPing {
         .bind(json(&task.response))
         .bind(json(&task.proof))
         .bind(task.metadata.as_ref().map(json))
+        .bind(&task.callback_url)
         .bind(task.budget.get())
         .bind(i64::from(self.config.fee_bps))
         .bind(CURRENCY)

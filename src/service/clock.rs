@@ -27,7 +27,10 @@ impl Clock {
 
     /// Moves a manual clock forward; a system clock cannot be moved.
     pub fn advance(&self, by: Duration) {
-        let manual = self.0.as_ref().expect("only a manual clock can be advanced");
+        let manual = self
+            .0
+            .as_ref()
+            .expect("only a manual clock can be advanced");
         manual.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
     }
 }

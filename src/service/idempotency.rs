@@ -42,17 +42,20 @@ pub(super) async fn claim(
     if inserted == 1 {
         return Ok(Claim::Fresh);
     }
-    let (stored_operation, stored_hash, stored_resource): (String, String, String) = sqlx::query_as(
-        "SELECT operation, request_hash, resource_id FROM idempotency_keys \
+    let (stored_operation, stored_hash, stored_resource): (String, String, String) =
+        sqlx::query_as(
+            "SELECT operation, request_hash, resource_id FROM idempotency_keys \
          WHERE owner_id = $1 AND key = $2",
-    )
-    .bind(owner)
-    .bind(key)
-    .fetch_one(conn)
-    .await?;
+        )
+        .bind(owner)
+        .bind(key)
+        .fetch_one(conn)
+        .await?;
     if stored_operation == operation && stored_hash == request_hash {
         Ok(Claim::Replay(stored_resource))
     } else {
-        Err(ServiceError::IdempotencyMismatch { key: key.to_owned() })
+        Err(ServiceError::IdempotencyMismatch {
+            key: key.to_owned(),
+        })
     }
 }

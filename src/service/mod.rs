@@ -16,6 +16,7 @@ mod idempotency;
 mod operator;
 mod rows;
 mod settle;
+pub mod webhooks;
 mod worker;
 
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct Config {
     pub sweep_every: Duration,
     /// Whether funds are real (Stripe). In test mode operators may credit balances.
     pub live: bool,
+    /// Whether webhooks may go to loopback and private addresses (for development and tests).
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             review_window: Duration::from_secs(72 * 60 * 60),
             sweep_every: Duration::from_secs(15),
             live: false,
+            allow_private_webhooks: false,
         }
     }
 }
@@ -92,7 +96,13 @@ impl HumanPing {
         let watcher = tokio::runtime::Handle::try_current()
             .ok()
             .map(|_| Arc::new(AbortOnDrop(changes::spawn_watcher(&store, changes.clone()))));
-        HumanPing { store, config, clock, changes, _watcher: watcher }
+        HumanPing {
+            store,
+            config,
+            clock,
+            changes,
+            _watcher: watcher,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -137,7 +147,9 @@ impl HumanPing {
     pub async fn authenticate_agent(&self, key: &str) -> ServiceResult<AgentId> {
         match self.authenticate(key).await? {
             Principal::Agent(id) => Ok(id),
-            _ => Err(ServiceError::Forbidden("this is not an agent key; use the agent's key".into())),
+            _ => Err(ServiceError::Forbidden(
+                "this is not an agent key; use the agent's key".into(),
+            )),
         }
     }
 
@@ -145,7 +157,9 @@ impl HumanPing {
     pub async fn authenticate_worker(&self, key: &str) -> ServiceResult<WorkerId> {
         match self.authenticate(key).await? {
             Principal::Worker(id) => Ok(id),
-            _ => Err(ServiceError::Forbidden("this is not a worker key; use the worker's key".into())),
+            _ => Err(ServiceError::Forbidden(
+                "this is not a worker key; use the worker's key".into(),
+            )),
         }
     }
 

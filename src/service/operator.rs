@@ -43,14 +43,25 @@ impl HumanPing {
         let key = auth::generate_key(self.config.live);
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
-        sqlx::query("INSERT INTO agents (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(id.as_str())
-            .bind(&name)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO agents (id, name, webhook_secret, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id.as_str())
+        .bind(&name)
+        .bind(super::webhooks::new_secret())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         insert_key(&mut tx, &key, Role::Agent, id.as_str(), now).await?;
-        ledger::open_account(&mut tx, &account::agent(&id), "agent", Some(id.as_str()), true, now).await?;
+        ledger::open_account(
+            &mut tx,
+            &account::agent(&id),
+            "agent",
+            Some(id.as_str()),
+            true,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(agent = %id, "agent created");
         Ok((id, key))
@@ -60,7 +71,8 @@ impl HumanPing {
     pub async fn create_worker(&self, worker: NewWorker) -> ServiceResult<(WorkerId, String)> {
         let name = check_name(&worker.name)?;
         match (worker.lat, worker.lng) {
-            (Some(lat), Some(lng)) if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng) => {}
+            (Some(lat), Some(lng))
+                if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng) => {}
             (None, None) => {}
             _ => {
                 return Err(ServiceError::invalid(
@@ -71,7 +83,8 @@ impl HumanPing {
         let mut languages = Vec::new();
         for language in &worker.languages {
             let code = language.trim().to_ascii_lowercase();
-            let ok = (2..=8).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            let ok = (2..=8).contains(&code.len())
+                && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             if !ok {
                 return Err(ServiceError::invalid(format!(
                     "language {language:?} is not a code such as \"en\" or \"fr\""
@@ -98,7 +111,15 @@ impl HumanPing {
         .execute(&mut *tx)
         .await?;
         insert_key(&mut tx, &key, Role::Worker, id.as_str(), now).await?;
-        ledger::open_account(&mut tx, &account::worker(&id), "worker", Some(id.as_str()), true, now).await?;
+        ledger::open_account(
+            &mut tx,
+            &account::worker(&id),
+            "worker",
+            Some(id.as_str()),
+            true,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(worker = %id, "worker created");
         Ok((id, key))
@@ -109,7 +130,8 @@ impl HumanPing {
     pub async fn credit(&self, agent_ref: &str, amount: Cents) -> ServiceResult<BalanceView> {
         if self.config.live {
             return Err(ServiceError::Forbidden(
-                "test credits are refused in live mode; agents fund their balance with payments".into(),
+                "test credits are refused in live mode; agents fund their balance with payments"
+                    .into(),
             ));
         }
         if amount <= Cents::ZERO || amount > MAX_CREDIT {
@@ -121,12 +143,20 @@ impl HumanPing {
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
         ledger::open_account(&mut tx, account::TEST_FUNDING, "external", None, false, now).await?;
-        ledger::transfer(&mut tx, account::TEST_FUNDING, &account::agent(&agent), amount, None, "test credit", now)
-            .await
-            .map_err(|e| match e {
-                LedgerError::Database(e) => e.into(),
-                other => ServiceError::Internal(other.into()),
-            })?;
+        ledger::transfer(
+            &mut tx,
+            account::TEST_FUNDING,
+            &account::agent(&agent),
+            amount,
+            None,
+            "test credit",
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            LedgerError::Database(e) => e.into(),
+            other => ServiceError::Internal(other.into()),
+        })?;
         tx.commit().await?;
         tracing::info!(agent = %agent, cents = amount.get(), "test funds credited");
         self.balance(&agent).await
@@ -143,7 +173,9 @@ impl HumanPing {
             .fetch_optional(self.store.pool())
             .await?;
         found.map(AgentId::from_db).ok_or_else(|| {
-            ServiceError::not_found(format!("no agent {agent_ref:?}; give an agent id (agt_…) or an agent key"))
+            ServiceError::not_found(format!(
+                "no agent {agent_ref:?}; give an agent id (agt_…) or an agent key"
+            ))
         })
     }
 
@@ -158,7 +190,9 @@ impl HumanPing {
     /// Settles every task time has made due: lapsed leases, passed deadlines, ended review
     /// windows.
     pub async fn sweep(&self) -> ServiceResult<SweepReport> {
-        Ok(SweepReport { settled: self.settle_due(None).await? })
+        Ok(SweepReport {
+            settled: self.settle_due(None).await?,
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use crate::ledger::Pending;
 use crate::ledger::account;
 
 pub(super) const TASK_COLUMNS: &str = "id, agent_id, kind, instruction, details, context, \
-    address, lat, lng, radius_m, language, response_format, proof, metadata, budget_cents, \
+    address, lat, lng, radius_m, language, response_format, proof, metadata, callback_url, budget_cents, \
     fee_bps, currency, slots, status, hold_transfer_id, held_cents, deadline_at, \
     review_deadline_at, created_at, updated_at, version";
 
@@ -37,11 +37,14 @@ pub(super) struct TaskRow {
     pub response: ResponseFormat,
     pub proof: Vec<ProofKind>,
     pub metadata: Option<Map<String, Value>>,
+    pub callback_url: Option<String>,
     pub budget: Cents,
     pub fee_bps: u32,
     pub currency: String,
     pub slots: i64,
     pub status: TaskStatus,
+    /// The status as last read from or written to the database.
+    pub stored_status: TaskStatus,
     pub hold_transfer_id: String,
     pub held: Cents,
     pub deadline_at: i64,
@@ -61,6 +64,7 @@ impl TaskRow {
             _ => None,
         };
         let metadata: Option<String> = row.try_get("metadata")?;
+        let status: TaskStatus = text("status")?.parse().map_err(|e| corrupt("status", e))?;
         Ok(TaskRow {
             id: TaskId::from_db(text("id")?),
             agent_id: AgentId::from_db(text("agent_id")?),
@@ -80,11 +84,13 @@ impl TaskRow {
                 .map(|m| serde_json::from_str::<Value>(&m).map_err(|e| corrupt("metadata", e)))
                 .transpose()?
                 .and_then(object),
+            callback_url: row.try_get("callback_url")?,
             budget: Cents::new(row.try_get("budget_cents")?),
             fee_bps: u32::try_from(row.try_get::<i64, _>("fee_bps")?).unwrap_or(0),
             currency: text("currency")?,
             slots: row.try_get("slots")?,
-            status: text("status")?.parse().map_err(|e| corrupt("status", e))?,
+            status,
+            stored_status: status,
             hold_transfer_id: text("hold_transfer_id")?,
             held: Cents::new(row.try_get("held_cents")?),
             deadline_at: row.try_get("deadline_at")?,
@@ -110,7 +116,9 @@ impl TaskRow {
 }
 
 fn corrupt(column: &str, error: impl std::fmt::Display) -> ServiceError {
-    ServiceError::Internal(anyhow::anyhow!("stored task column {column} is unreadable: {error}"))
+    ServiceError::Internal(anyhow::anyhow!(
+        "stored task column {column} is unreadable: {error}"
+    ))
 }
 
 /// Loads a task, locking its row on PostgreSQL when `lock` is given.
@@ -173,7 +181,9 @@ impl AssignmentRow {
             id: AssignmentId::from_db(row.try_get("id")?),
             task_id: TaskId::from_db(row.try_get("task_id")?),
             worker_id: WorkerId::from_db(row.try_get("worker_id")?),
-            status: status.parse().map_err(|e| corrupt("assignment status", e))?,
+            status: status
+                .parse()
+                .map_err(|e| corrupt("assignment status", e))?,
             claimed_at: row.try_get("claimed_at")?,
             lease_expires_at: row.try_get("lease_expires_at")?,
             submitted_at: row.try_get("submitted_at")?,
@@ -186,7 +196,8 @@ impl AssignmentRow {
     }
 
     fn result(&self) -> Option<ResultView> {
-        let parse = |text: &Option<String>| text.as_deref().and_then(|t| serde_json::from_str(t).ok());
+        let parse =
+            |text: &Option<String>| text.as_deref().and_then(|t| serde_json::from_str(t).ok());
         Some(ResultView {
             assignment_id: self.id.clone(),
             worker_id: self.worker_id.clone(),
@@ -207,23 +218,31 @@ pub(super) async fn task_assignments(
     task: &TaskId,
     statuses: &[AssignmentStatus],
 ) -> ServiceResult<Vec<AssignmentRow>> {
-    let list = statuses.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
+    let list = statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
         "SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE task_id = $1 AND status IN ({list}) \
          ORDER BY claimed_at, id"
     );
-    let rows = sqlx::query(&sql).bind(task.as_str()).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql)
+        .bind(task.as_str())
+        .fetch_all(conn)
+        .await?;
     rows.iter().map(AssignmentRow::from_row).collect()
 }
 
 /// Builds the agent's view of a task, with its results.
 pub(super) async fn task_view(conn: &mut AnyConnection, task: &TaskRow) -> ServiceResult<TaskView> {
     use AssignmentStatus::{Approved, Rejected, Submitted};
-    let results: Vec<ResultView> = task_assignments(conn, &task.id, &[Submitted, Approved, Rejected])
-        .await?
-        .iter()
-        .filter_map(AssignmentRow::result)
-        .collect();
+    let results: Vec<ResultView> =
+        task_assignments(conn, &task.id, &[Submitted, Approved, Rejected])
+            .await?
+            .iter()
+            .filter_map(AssignmentRow::result)
+            .collect();
     Ok(view_of(task, results))
 }
 

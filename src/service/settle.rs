@@ -320,6 +320,12 @@ pub(super) async fn save_task(
     .await?;
     super::changes::notify(conn, &task.id).await?;
     task.version += 1;
+    if task.status != task.stored_status {
+        task.stored_status = task.status;
+        if let Some(url) = task.callback_url.clone() {
+            super::webhooks::enqueue(conn, task, &url, now).await?;
+        }
+    }
     Ok(())
 }
 

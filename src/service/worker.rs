@@ -80,15 +80,20 @@ struct WorkerRow {
 }
 
 fn list(text: &str) -> Vec<String> {
-    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 async fn load_worker(conn: &mut AnyConnection, worker: &WorkerId) -> ServiceResult<WorkerRow> {
-    let row = sqlx::query("SELECT name, lat, lng, capabilities, languages FROM workers WHERE id = $1")
-        .bind(worker.as_str())
-        .fetch_optional(conn)
-        .await?
-        .ok_or_else(|| ServiceError::Unauthorized("this worker no longer exists".into()))?;
+    let row =
+        sqlx::query("SELECT name, lat, lng, capabilities, languages FROM workers WHERE id = $1")
+            .bind(worker.as_str())
+            .fetch_optional(conn)
+            .await?
+            .ok_or_else(|| ServiceError::Unauthorized("this worker no longer exists".into()))?;
     Ok(WorkerRow {
         name: row.try_get("name")?,
         lat: row.try_get("lat")?,
@@ -101,18 +106,23 @@ async fn load_worker(conn: &mut AnyConnection, worker: &WorkerId) -> ServiceResu
 /// Whether the worker may take the task; on success, the distance to it when both places are
 /// known.
 fn eligibility(worker: &WorkerRow, task: &TaskRow) -> Result<Option<f64>, String> {
-    if let Some(capability) = task.kind.required_capability() {
-        if !worker.capabilities.iter().any(|c| c == capability.as_str()) {
+    if let Some(capability) = task.kind.required_capability()
+        && !worker.capabilities.iter().any(|c| c == capability.as_str()) {
             let what = match capability {
                 Capability::Voice => "placing phone calls",
                 Capability::Field => "going on site",
             };
-            return Err(format!("it needs the {} capability ({what})", capability.as_str()));
+            return Err(format!(
+                "it needs the {} capability ({what})",
+                capability.as_str()
+            ));
         }
-    }
     if let Some(language) = &task.language {
         let primary = language.split('-').next().unwrap_or(language);
-        let speaks = worker.languages.iter().any(|l| l == language || l.split('-').next() == Some(primary));
+        let speaks = worker
+            .languages
+            .iter()
+            .any(|l| l == language || l.split('-').next() == Some(primary));
         if !speaks {
             return Err(format!("it needs a worker who speaks {language}"));
         }
@@ -122,7 +132,10 @@ fn eligibility(worker: &WorkerRow, task: &TaskRow) -> Result<Option<f64>, String
             (Some(wlat), Some(wlng)) => {
                 let distance = distance_m(lat, lng, wlat, wlng);
                 if distance > radius as f64 {
-                    Err(format!("it is {:.1} km away, beyond its {radius} m radius", distance / 1000.0))
+                    Err(format!(
+                        "it is {:.1} km away, beyond its {radius} m radius",
+                        distance / 1000.0
+                    ))
                 } else {
                     Ok(Some(distance))
                 }
@@ -172,7 +185,11 @@ impl HumanPing {
                 .then(b.pay_cents.cmp(&a.pay_cents))
                 .then(a.deadline.cmp(&b.deadline))
         });
-        Ok(offers.into_iter().take(FEED_SIZE).map(|(_, offer)| offer).collect())
+        Ok(offers
+            .into_iter()
+            .take(FEED_SIZE)
+            .map(|(_, offer)| offer)
+            .collect())
     }
 
     /// Claims one slot of a task for this worker, with a lease.
@@ -188,7 +205,9 @@ impl HumanPing {
         }
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
-        let mut task = load_task(&mut tx, task_id, self.store.for_update()).await?.ok_or_else(not_offered)?;
+        let mut task = load_task(&mut tx, task_id, self.store.for_update())
+            .await?
+            .ok_or_else(not_offered)?;
         self.settle(&mut tx, &mut task, now).await?;
         let me = load_worker(&mut tx, worker).await?;
 
@@ -212,7 +231,9 @@ impl HumanPing {
             }
         }
         if let Err(reason) = eligibility(&me, &task) {
-            return Err(ServiceError::Forbidden(format!("task {task_id} is not offered to you: {reason}")));
+            return Err(ServiceError::Forbidden(format!(
+                "task {task_id} is not offered to you: {reason}"
+            )));
         }
 
         let assignment = AssignmentId::generate();
@@ -264,16 +285,22 @@ impl HumanPing {
 
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
-        let found = load_assignment(&mut tx, &id).await?.filter(|a| &a.worker_id == worker);
+        let found = load_assignment(&mut tx, &id)
+            .await?
+            .filter(|a| &a.worker_id == worker);
         let found = found.ok_or_else(not_found)?;
         let lock = self.store.for_update();
-        let mut task = load_task(&mut tx, found.task_id.as_str(), lock).await?.ok_or_else(not_found)?;
+        let mut task = load_task(&mut tx, found.task_id.as_str(), lock)
+            .await?
+            .ok_or_else(not_found)?;
         self.settle(&mut tx, &mut task, now).await?;
         let current = load_assignment(&mut tx, &id).await?.ok_or_else(not_found)?;
 
         match current.status {
             AssignmentStatus::Claimed => {}
-            AssignmentStatus::Submitted | AssignmentStatus::Approved | AssignmentStatus::Rejected => {
+            AssignmentStatus::Submitted
+            | AssignmentStatus::Approved
+            | AssignmentStatus::Rejected => {
                 let same = current.answer.as_deref() == Some(answer_text.as_str())
                     && current.notes == notes
                     && current.proof == proof_json;
@@ -295,11 +322,16 @@ impl HumanPing {
                 )));
             }
             AssignmentStatus::Abandoned => {
-                return Err(ServiceError::conflict(format!("you gave up assignment {id}")));
+                return Err(ServiceError::conflict(format!(
+                    "you gave up assignment {id}"
+                )));
             }
         }
 
-        let structured = task.response.read_answer(&answer_text).map_err(ServiceError::InvalidInput)?;
+        let structured = task
+            .response
+            .read_answer(&answer_text)
+            .map_err(ServiceError::InvalidInput)?;
         check_required_proof(&task.proof, input.proof.as_ref(), notes.as_deref())?;
         sqlx::query(
             "UPDATE assignments SET status = 'submitted', submitted_at = $1, answer = $2, \
@@ -339,16 +371,23 @@ impl HumanPing {
         Ok(views)
     }
 
-    async fn assignment_for(&self, worker: &WorkerId, id: &AssignmentId) -> ServiceResult<AssignmentView> {
+    async fn assignment_for(
+        &self,
+        worker: &WorkerId,
+        id: &AssignmentId,
+    ) -> ServiceResult<AssignmentView> {
         let mut conn = self.store.pool().acquire().await?;
         let view = assignment_view(&mut conn, id).await?;
-        let owner: Option<String> = sqlx::query_scalar("SELECT worker_id FROM assignments WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT worker_id FROM assignments WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
         match owner {
             Some(owner) if owner == worker.as_str() => Ok(view),
-            _ => Err(ServiceError::not_found(format!("no assignment {id} of yours"))),
+            _ => Err(ServiceError::not_found(format!(
+                "no assignment {id} of yours"
+            ))),
         }
     }
 
@@ -386,7 +425,9 @@ impl HumanPing {
             .iter()
             .map(|(budget, bps)| Cents::new(*budget).split_fee(*bps as u32).worker.get())
             .sum();
-        let totals = ledger::totals(&mut conn, &account::worker(worker)).await?.unwrap_or_default();
+        let totals = ledger::totals(&mut conn, &account::worker(worker))
+            .await?
+            .unwrap_or_default();
         let earned = totals.credits_posted - totals.debits_posted;
         let score = trust::score(trust::Record {
             approved: counts.approved,
@@ -428,7 +469,11 @@ impl HumanPing {
 }
 
 /// The worker's live assignment in a task, if any.
-async fn held_by(conn: &mut AnyConnection, task: &TaskId, worker: &WorkerId) -> ServiceResult<Option<String>> {
+async fn held_by(
+    conn: &mut AnyConnection,
+    task: &TaskId,
+    worker: &WorkerId,
+) -> ServiceResult<Option<String>> {
     Ok(sqlx::query_scalar(
         "SELECT id FROM assignments WHERE task_id = $1 AND worker_id = $2 \
          AND status IN ('claimed', 'submitted', 'approved', 'rejected') LIMIT 1",
@@ -439,13 +484,22 @@ async fn held_by(conn: &mut AnyConnection, task: &TaskId, worker: &WorkerId) -> 
     .await?)
 }
 
-async fn load_assignment(conn: &mut AnyConnection, id: &AssignmentId) -> ServiceResult<Option<AssignmentRow>> {
+async fn load_assignment(
+    conn: &mut AnyConnection,
+    id: &AssignmentId,
+) -> ServiceResult<Option<AssignmentRow>> {
     let sql = format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(conn).await?;
+    let row = sqlx::query(&sql)
+        .bind(id.as_str())
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(AssignmentRow::from_row).transpose()
 }
 
-async fn assignment_view(conn: &mut AnyConnection, id: &AssignmentId) -> ServiceResult<AssignmentView> {
+async fn assignment_view(
+    conn: &mut AnyConnection,
+    id: &AssignmentId,
+) -> ServiceResult<AssignmentView> {
     let assignment = load_assignment(conn, id)
         .await?
         .ok_or_else(|| ServiceError::not_found(format!("no assignment {id}")))?;
@@ -467,7 +521,11 @@ async fn assignment_view(conn: &mut AnyConnection, id: &AssignmentId) -> Service
         task: ClaimedTaskView {
             kind: task.kind,
             instruction: task.instruction.clone(),
-            details: if holding { task.details.clone() } else { Map::new() },
+            details: if holding {
+                task.details.clone()
+            } else {
+                Map::new()
+            },
             context: if holding { task.context.clone() } else { None },
             address: task.address.clone(),
             response_format: task.response.clone(),
@@ -502,10 +560,12 @@ fn offer_view(task: &TaskRow, open_slots: i64, distance: Option<f64>) -> OfferVi
 
 fn bounded(name: &str, text: Option<&str>) -> ServiceResult<Option<String>> {
     match text.map(str::trim).filter(|t| !t.is_empty()) {
-        Some(text) if text.chars().count() > MAX_ANSWER_CHARS => Err(ServiceError::invalid(format!(
-            "{name} is {} characters long; the limit is {MAX_ANSWER_CHARS}",
-            text.chars().count()
-        ))),
+        Some(text) if text.chars().count() > MAX_ANSWER_CHARS => {
+            Err(ServiceError::invalid(format!(
+                "{name} is {} characters long; the limit is {MAX_ANSWER_CHARS}",
+                text.chars().count()
+            )))
+        }
         other => Ok(other.map(str::to_owned)),
     }
 }
@@ -524,14 +584,16 @@ fn read_answer_text(input: &SubmissionInput) -> ServiceResult<String> {
         }
     };
     let text = input.answer.clone().or(from_structured);
-    bounded("answer", text.as_deref())?
-        .ok_or_else(|| ServiceError::invalid("answer is empty; send the answer to the task's question"))
+    bounded("answer", text.as_deref())?.ok_or_else(|| {
+        ServiceError::invalid("answer is empty; send the answer to the task's question")
+    })
 }
 
 fn check_proof(proof: &ProofInput) -> ServiceResult<String> {
     bounded("proof text", proof.text.as_deref())?;
     match (proof.lat, proof.lng) {
-        (Some(lat), Some(lng)) if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng) => {}
+        (Some(lat), Some(lng))
+            if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng) => {}
         (None, None) => {}
         _ => {
             return Err(ServiceError::invalid(
@@ -539,21 +601,31 @@ fn check_proof(proof: &ProofInput) -> ServiceResult<String> {
             ));
         }
     }
-    if let Some(urls) = &proof.photo_urls {
-        if urls.len() > 20 || urls.iter().any(|u| u.is_empty() || u.len() > 2_000) {
-            return Err(ServiceError::invalid("proof photo_urls: give 1 to 20 links of at most 2000 characters"));
+    if let Some(urls) = &proof.photo_urls
+        && (urls.len() > 20 || urls.iter().any(|u| u.is_empty() || u.len() > 2_000)) {
+            return Err(ServiceError::invalid(
+                "proof photo_urls: give 1 to 20 links of at most 2000 characters",
+            ));
         }
-    }
     Ok(serde_json::to_string(proof).expect("plain data serialises"))
 }
 
-fn check_required_proof(required: &[ProofKind], proof: Option<&ProofInput>, notes: Option<&str>) -> ServiceResult<()> {
+fn check_required_proof(
+    required: &[ProofKind],
+    proof: Option<&ProofInput>,
+    notes: Option<&str>,
+) -> ServiceResult<()> {
     for kind in required {
         let present = match kind {
             ProofKind::Text => {
-                notes.is_some() || proof.and_then(|p| p.text.as_deref()).is_some_and(|t| !t.trim().is_empty())
+                notes.is_some()
+                    || proof
+                        .and_then(|p| p.text.as_deref())
+                        .is_some_and(|t| !t.trim().is_empty())
             }
-            ProofKind::Photo => proof.and_then(|p| p.photo_urls.as_ref()).is_some_and(|u| !u.is_empty()),
+            ProofKind::Photo => proof
+                .and_then(|p| p.photo_urls.as_ref())
+                .is_some_and(|u| !u.is_empty()),
             ProofKind::Gps => proof.is_some_and(|p| p.lat.is_some() && p.lng.is_some()),
         };
         if !present {
@@ -562,7 +634,9 @@ fn check_required_proof(required: &[ProofKind], proof: Option<&ProofInput>, note
                 ProofKind::Photo => "at least one photo (proof.photo_urls)",
                 ProofKind::Gps => "your position (proof.lat and proof.lng)",
             };
-            return Err(ServiceError::invalid(format!("this task requires {what} as proof")));
+            return Err(ServiceError::invalid(format!(
+                "this task requires {what} as proof"
+            )));
         }
     }
     Ok(())

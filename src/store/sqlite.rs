@@ -8,16 +8,27 @@ use sqlx::{AnyConnection, Executor};
 /// Turns a database URL or plain path into a `sqlite://` URL that creates the file if needed,
 /// creating its folder too.
 pub(super) fn prepare(url: &str) -> anyhow::Result<String> {
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     if path == ":memory:" || path.is_empty() {
         anyhow::bail!("an in-memory SQLite database is not supported; give a file path");
     }
-    if let Some(folder) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder)
-            .with_context(|| format!("could not create the database folder {}", folder.display()))?;
+    if let Some(folder) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(folder).with_context(|| {
+            format!("could not create the database folder {}", folder.display())
+        })?;
     }
-    let query = if query.is_empty() { "mode=rwc".to_owned() } else { query.to_owned() };
+    let query = if query.is_empty() {
+        "mode=rwc".to_owned()
+    } else {
+        query.to_owned()
+    };
     Ok(format!("sqlite://{path}?{query}"))
 }
 
@@ -33,5 +44,16 @@ pub(super) async fn configure(conn: &mut AnyConnection) -> Result<(), sqlx::Erro
 }
 
 pub(super) fn migrator() -> sqlx::migrate::Migrator {
-    super::embedded_migrator(&[(1, "core", include_str!("../../migrations/sqlite/0001_core.sql"))])
+    super::embedded_migrator(&[
+        (
+            1,
+            "core",
+            include_str!("../../migrations/sqlite/0001_core.sql"),
+        ),
+        (
+            2,
+            "web app",
+            include_str!("../../migrations/sqlite/0002_web_app.sql"),
+        ),
+    ])
 }
