@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every HumanPing test: the Rust unit and integration tests against SQLite and PostgreSQL,
-# then the end-to-end tests that drive the built binary with real MCP clients (Python).
+# the worker web app in headless Chromium, then the end-to-end tests that drive the built binary
+# with real MCP clients (Python).
 #
 #     scripts/test.sh
 #
@@ -91,7 +92,35 @@ else
     stage_done "rust tests FAILED"
 fi
 
-# 4. End-to-end tests with real MCP clients, in a virtualenv kept under target/.
+# 4. The worker web app in a real headless Chromium: Debian's package, driven by playwright-core
+#    from tests/browser (no browser download). It runs before pytest, whose summary ends the output.
+stage "browser setup: Debian's chromium and playwright-core in tests/browser"
+if [[ ! -x /usr/bin/chromium ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2 \
+            || die "browser setup: apt-get install chromium failed"
+    else
+        die "browser setup: /usr/bin/chromium is missing (apt-get install chromium)"
+    fi
+fi
+command -v node >/dev/null 2>&1 || die "browser setup: node is not installed"
+command -v npm >/dev/null 2>&1 || die "browser setup: npm is not installed"
+npm ci --prefix "$ROOT/tests/browser" --no-audit --no-fund --ignore-scripts --loglevel=error >&2 \
+    || die "browser setup: npm ci in tests/browser failed"
+stage_done "browser setup ok"
+
+stage "browser tests: node --test tests/browser (screenshots in $TARGET_DIR/browser-screenshots)"
+# Node's own summary goes to stdout; the server's log, on a failure, to stderr.
+if HUMANPING_SCREENSHOTS=$TARGET_DIR/browser-screenshots node --test --test-reporter=spec \
+    "$ROOT"/tests/browser/*.test.mjs; then
+    stage_done "browser tests passed"
+else
+    FAILED+=("browser tests")
+    stage_done "browser tests FAILED"
+fi
+
+# 5. End-to-end tests with real MCP clients, in a virtualenv kept under target/.
 stage "e2e setup: virtualenv and tests/e2e/requirements.txt"
 VENV=$TARGET_DIR/e2e-venv
 if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then

@@ -30,7 +30,11 @@ impl<'de> Deserialize<'de> for LocationInput {
             Value::String(address) => Ok(LocationInput::Address(address)),
             place @ Value::Object(_) => serde_json::from_value(place)
                 .map(LocationInput::Place)
-                .map_err(|e| D::Error::custom(format!("location: {e}"))),
+                .map_err(|e| {
+                    let message = e.to_string();
+                    let message = message.strip_prefix("location: ").unwrap_or(&message);
+                    D::Error::custom(format!("location: {message}"))
+                }),
             other => Err(D::Error::custom(format!(
                 "location must be an address string or an object with address, lat, lng and \
                  radius_m, not {other}"
@@ -418,11 +422,23 @@ impl TaskDraft {
         };
         response.validate().map_err(ServiceError::invalid)?;
 
-        let mut proof = common.proof.unwrap_or_else(|| match kind {
+        let asked = common.proof.unwrap_or_else(|| match kind {
             TaskKind::FieldMission => vec![ProofKind::Photo, ProofKind::Gps],
             _ => Vec::new(),
         });
-        proof.dedup();
+        let mut proof = Vec::new();
+        for item in asked {
+            if proof.contains(&item) {
+                return Err(ServiceError::invalid(format!(
+                    "proof lists {} twice; name each kind of proof once",
+                    serde_json::to_value(item).unwrap_or_default()
+                )));
+            }
+            proof.push(item);
+        }
+        if let Some(Value::String(phone)) = details.get("phone") {
+            check_phone(phone)?;
+        }
 
         if let Some(metadata) = &common.metadata {
             let size = serde_json::to_string(metadata)
@@ -557,7 +573,28 @@ fn read_location(location: Option<LocationInput>) -> ServiceResult<ReadLocation>
     Ok((address, lat, lng, radius_m))
 }
 
-fn read_language(code: &str) -> ServiceResult<String> {
+/// Checks a phone number: an optional `+`, then 7 to 15 digits, with spaces, dots, dashes and
+/// brackets allowed between them, and an optional extension (`ext 12`, `x12`).
+fn check_phone(phone: &str) -> ServiceResult<()> {
+    let lower = phone.trim().to_ascii_lowercase();
+    let number = lower.split(['x', 'e']).next().unwrap_or("");
+    let digits = number.bytes().filter(u8::is_ascii_digit).count();
+    let allowed = number
+        .trim_start_matches('+')
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b" .-()".contains(&b));
+    if allowed && (7..=15).contains(&digits) {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid(format!(
+            "phone {phone:?} is not a phone number; give it in international form, \
+             e.g. \"+1 514 555 0100\""
+        )))
+    }
+}
+
+/// Reads a language code such as "en", "FR" or "pt-BR" into its lowercase form.
+pub(crate) fn read_language(code: &str) -> ServiceResult<String> {
     let code = code.trim().to_ascii_lowercase();
     let (primary, region) = code.split_once('-').unwrap_or((&code, ""));
     let primary_ok =
@@ -587,8 +624,13 @@ fn read_deadline(deadline: Option<&str>, kind: TaskKind, now_ms: i64) -> Service
             'd' => 86_400,
             _ => 0,
         };
-        match text[..text.len() - 1].parse::<i64>() {
-            Ok(n) if scale > 0 && n > 0 && n <= 100_000 => now_ms + n * scale * 1000,
+        let digits = &text[..text.len() - unit.len_utf8()];
+        let is_duration =
+            scale > 0 && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        match digits.parse::<i64>() {
+            Ok(n) if is_duration && n <= 100_000 => now_ms + n * scale * 1000,
+            // Too many digits to be a sensible duration: far beyond the longest deadline.
+            _ if is_duration => now_ms + MAX_DEADLINE_SECS * 1000 + 1_000,
             _ => {
                 return Err(ServiceError::invalid(format!(
                     "deadline {text:?} is neither an RFC 3339 time nor a duration such as \
@@ -738,5 +780,21 @@ mod tests {
         let c = body(json!({"kind": "verify", "question": "other"})).unwrap();
         assert_eq!(a.request_hash(), b.request_hash());
         assert_ne!(a.request_hash(), c.request_hash());
+    }
+
+    #[test]
+    fn odd_deadlines_phones_and_proofs_get_precise_refusals() {
+        let deadline = |d: &str| error(json!({"kind": "verify", "question": "q", "deadline": d}));
+        assert!(deadline("2562047788h").contains("30 days"));
+        assert!(deadline("0h").contains("less than a minute"));
+        let phone = error(json!({"kind": "call", "phone": "not a phone", "goal": "g"}));
+        assert!(phone.contains("phone number"), "{phone}");
+        let ok = body(json!({"kind": "call", "phone": "+1 (514) 555-0100 ext 12", "goal": "g"}));
+        assert!(ok.unwrap().validate(NOW).is_ok());
+        let twice = error(json!({"kind": "verify", "question": "q", "proof": ["photo", "photo"]}));
+        assert!(twice.contains("twice"), "{twice}");
+        let radius = error(json!({"kind": "verify", "question": "q",
+            "location": {"lat": 1.0, "lng": 1.0, "radius_m": -1}}));
+        assert!(!radius.contains("location: location"), "{radius}");
     }
 }

@@ -25,12 +25,13 @@ struct Cli {
           value_parser = clap::value_parser!(u32).range(0..=5000))]
     fee_bps: u32,
 
-    /// Hours an agent has to dispute a result before it is approved automatically.
+    /// Hours an agent has to dispute a result before it is approved automatically (1 to 8760).
     #[arg(
         long,
         env = "HUMANPING_REVIEW_HOURS",
         global = true,
-        default_value_t = 72
+        default_value_t = 72,
+        value_parser = clap::value_parser!(u64).range(1..=8760)
     )]
     review_hours: u64,
 
@@ -197,6 +198,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(url) => url,
         None => default_database()?.display().to_string(),
     };
+    if let (Command::Ledger(_), Some(file)) = (&cli.command, humanping::store::sqlite_file(&url)) {
+        anyhow::ensure!(file.exists(), "no database at {}; nothing to verify", file.display());
+    }
     let config = Config {
         fee_bps: cli.fee_bps,
         review_window: std::time::Duration::from_secs(cli.review_hours * 3600),

@@ -495,3 +495,130 @@ async fn workers_get_clear_refusals() {
         common::assert_books_balanced(&svc).await;
     }
 }
+
+#[tokio::test]
+async fn a_claim_ended_by_the_tasks_deadline_is_not_held_against_the_worker() {
+    for db in common::databases().await {
+        let clock = Clock::manual(START);
+        let svc = common::service_with_clock(&db, clock.clone()).await;
+        let (agent, _) = common::funded_agent(&svc, "10").await;
+        let (worker, _) = common::worker(&svc, "ida").await;
+        let task = svc
+            .create_task(&agent, draft(json!({"kind": "verify", "question": "Open?", "deadline": "2m"})))
+            .await
+            .unwrap();
+        let lease = svc.claim(&worker, task.task_id.as_str()).await.unwrap();
+        clock.advance(Duration::from_secs(3 * 60));
+        let late = svc.submit(&worker, lease.assignment_id.as_str(), answer("Yes")).await.unwrap_err();
+        assert!(late.to_string().contains("not held against you"), "{late}");
+        let me = svc.worker_profile(&worker).await.unwrap();
+        assert_eq!((me.assignments.task_ended, me.assignments.lease_expired), (1, 0));
+        assert_eq!(me.trust_score, 50, "{}", db.name);
+        assert_eq!(svc.get_task(&agent, task.task_id.as_str()).await.unwrap().status, TaskStatus::Expired);
+        common::assert_books_balanced(&svc).await;
+    }
+}
+
+#[tokio::test]
+async fn results_that_contradict_themselves_or_their_place_are_refused() {
+    for db in common::databases().await {
+        let svc = common::service(&db).await;
+        let (agent, _) = common::funded_agent(&svc, "50").await;
+        let (worker, _) = common::worker(&svc, "jo").await;
+        let field = svc
+            .create_task(
+                &agent,
+                draft(json!({"kind": "field", "mission": "Photograph the door",
+                    "location": {"lat": 45.5088, "lng": -73.5540, "radius_m": 200}})),
+            )
+            .await;
+        // The test worker has no position, so a located task is not offered to them.
+        assert!(field.is_ok());
+        let yes_no = svc
+            .create_task(&agent, draft(json!({"kind": "verify", "question": "Open?", "response": "yes_no"})))
+            .await
+            .unwrap();
+        let lease = svc.claim(&worker, yes_no.task_id.as_str()).await.unwrap();
+        let id = lease.assignment_id.as_str();
+        let both = SubmissionInput {
+            answer: Some("yes".into()),
+            structured: Some(json!("no")),
+            notes: None,
+            proof: None,
+        };
+        let disagree = svc.submit(&worker, id, both).await.unwrap_err();
+        assert!(disagree.to_string().contains("disagree"), "{disagree}");
+        let script = SubmissionInput {
+            answer: Some("yes".into()),
+            structured: Some(json!(true)),
+            notes: None,
+            proof: Some(humanping::service::ProofInput {
+                text: None,
+                lat: None,
+                lng: None,
+                accuracy_m: None,
+                photo_urls: Some(vec!["javascript:alert(1)".into()]),
+            }),
+        };
+        let link = svc.submit(&worker, id, script).await.unwrap_err();
+        assert!(link.to_string().contains("http(s)"), "{link}");
+        let agreeing = SubmissionInput { answer: Some("Yes".into()), structured: Some(json!(true)), notes: None, proof: None };
+        svc.submit(&worker, id, agreeing).await.unwrap();
+
+        let number = svc
+            .create_task(&agent, draft(json!({"kind": "verify", "question": "Price?", "response": {"type": "number"}})))
+            .await
+            .unwrap();
+        let lease = svc.claim(&worker, number.task_id.as_str()).await.unwrap();
+        let comma = svc.submit(&worker, lease.assignment_id.as_str(), answer("1,5")).await.unwrap_err();
+        assert!(comma.to_string().contains("dot for decimals"), "{comma}");
+        svc.submit(&worker, lease.assignment_id.as_str(), answer("1.5")).await.unwrap();
+        common::assert_books_balanced(&svc).await;
+    }
+}
+
+#[tokio::test]
+async fn a_position_far_from_the_task_is_refused_and_a_near_one_recorded() {
+    for db in common::databases().await {
+        let svc = common::service(&db).await;
+        let (agent, _) = common::funded_agent(&svc, "50").await;
+        let (worker, _) = svc
+            .create_worker(humanping::service::NewWorker {
+                name: "kim".into(),
+                lat: Some(45.5090),
+                lng: Some(-73.5545),
+                capabilities: vec![humanping::domain::kind::Capability::Field],
+                languages: vec!["fr".into()],
+            })
+            .await
+            .unwrap();
+        let task = svc
+            .create_task(
+                &agent,
+                draft(json!({"kind": "field", "mission": "Photograph the door", "proof": ["gps"],
+                    "location": {"lat": 45.5088, "lng": -73.5540, "radius_m": 200}})),
+            )
+            .await
+            .unwrap();
+        let lease = svc.claim(&worker, task.task_id.as_str()).await.unwrap();
+        let at = |lat: f64, lng: f64| SubmissionInput {
+            answer: Some("Done".into()),
+            structured: None,
+            notes: None,
+            proof: Some(humanping::service::ProofInput {
+                text: None,
+                lat: Some(lat),
+                lng: Some(lng),
+                accuracy_m: Some(20.0),
+                photo_urls: None,
+            }),
+        };
+        let tokyo = svc.submit(&worker, lease.assignment_id.as_str(), at(35.68, 139.69)).await.unwrap_err();
+        assert!(tokyo.to_string().contains("radius"), "{tokyo}");
+        svc.submit(&worker, lease.assignment_id.as_str(), at(45.5089, -73.5542)).await.unwrap();
+        let view = svc.get_task(&agent, task.task_id.as_str()).await.unwrap();
+        let distance = view.results[0].proof.as_ref().unwrap()["distance_m"].as_i64().unwrap();
+        assert!(distance < 50, "{distance}");
+        common::assert_books_balanced(&svc).await;
+    }
+}

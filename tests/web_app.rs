@@ -167,6 +167,42 @@ fn jpeg_with_gps() -> Vec<u8> {
     jpeg
 }
 
+/// `get_task` called over MCP (the stateless revision: one POST, no session); returns the
+/// tool's structured content.
+async fn mcp_get_task(app: &App, agent_key: &str, task_id: &str) -> Value {
+    let version = "2026-07-28";
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientInfo": {"name": "web_app test", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let response = app
+        .client
+        .post(app.url("/mcp"))
+        .bearer_auth(agent_key)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Mcp-Protocol-Version", version)
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "get_task")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "get_task", "arguments": {"task_id": task_id}, "_meta": meta}}),
+        )
+        .send()
+        .await
+        .expect("MCP request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("MCP reply");
+    // The reply is JSON, or one event of an event stream.
+    let json_text = text
+        .lines()
+        .find_map(|line| line.strip_prefix("data:"))
+        .unwrap_or(&text);
+    let reply: Value = serde_json::from_str(json_text.trim()).expect("a JSON-RPC reply");
+    assert_ne!(reply["result"]["isError"], true, "{reply}");
+    reply["result"]["structuredContent"].clone()
+}
+
 #[tokio::test]
 async fn a_worker_signs_in_claims_and_sends_a_photo_the_agent_can_fetch() {
     for db in common::databases().await {
@@ -313,6 +349,27 @@ async fn a_worker_signs_in_claims_and_sends_a_photo_the_agent_can_fetch() {
             "{link}"
         );
 
+        // The result carries the photo with what its EXIF data said, not only the link.
+        let result = &task["results"][0];
+        assert_eq!(result["answer"], "yes");
+        assert_eq!(result["structured"], "yes", "{result}");
+        assert_eq!(result["notes"], "Lights on, door open");
+        assert_eq!(proof["lng"], -73.55);
+        let photos = result["photos"].as_array().expect("photos in the result");
+        assert_eq!(photos.len(), 1, "{result}");
+        assert_eq!(photos[0]["url"], link);
+        assert_eq!(photos[0]["content_type"], "image/jpeg");
+        assert_eq!(photos[0]["size_bytes"], photo.len());
+        assert_eq!(photos[0]["exif_lat"], 45.5);
+        assert_eq!(photos[0]["exif_lng"], -73.55);
+        assert_eq!(photos[0]["exif_taken_at"], "2026-12-04 10:30:00");
+
+        // MCP's get_task returns the same proof as structured content.
+        let mcp = mcp_get_task(&app, &agent_key, &task_id).await;
+        assert_eq!(mcp["results"][0]["photos"], result["photos"], "{mcp}");
+        assert_eq!(mcp["results"][0]["proof"], result["proof"], "{mcp}");
+        assert_eq!(mcp["results"][0]["structured"], "yes", "{mcp}");
+
         let fetched = app
             .client
             .get(app.url(link))
@@ -456,5 +513,223 @@ async fn a_sign_in_link_works_once_and_a_claim_can_be_given_back() {
         assert_eq!((profile.lat, profile.lng), (Some(45.5), Some(-73.6)));
 
         common::assert_books_balanced(&svc).await;
+    }
+}
+
+/// A multipart body with the given text fields and one JPEG, and its boundary.
+fn multipart_body(fields: &[(&str, &str)], photo: &[u8]) -> (String, Vec<u8>) {
+    let boundary = format!("hp-test-{}", common::random_suffix());
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; \
+             filename=\"shop.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(photo);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (boundary, body)
+}
+
+/// Sends the head of a POST and half its body, then drops the connection, as a phone losing
+/// its signal mid-upload does.
+fn upload_cut_halfway(base: &str, path: &str, cookie: &str, boundary: &str, body: &[u8]) {
+    use std::io::Write;
+    let host = base.strip_prefix("http://").expect("an http base URL");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect to the server");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nCookie: hp_session={cookie}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send the head");
+    stream
+        .write_all(&body[..body.len() / 2])
+        .expect("send half the body");
+    stream
+        .shutdown(std::net::Shutdown::Both)
+        .expect("drop the connection");
+}
+
+#[tokio::test]
+async fn third_party_details_reach_only_the_claim_holder_and_never_the_log() {
+    const PHONE: &str = "+1 514 555 0199";
+    const CONTEXT: &str = "Private-context-7731: the caller is allergic to nuts";
+    const CONTACT: &str = "mira.private@example.org";
+    const ADDRESS: &str = "12 Hidden Lane, Montreal";
+
+    for db in common::databases().await {
+        let dir =
+            std::env::temp_dir().join(format!("humanping-privacy-{}", common::random_suffix()));
+        std::fs::create_dir_all(&dir).expect("test folder");
+        let svc = common::service(&db).await;
+        let (_agent, agent_key) = common::funded_agent(&svc, "50").await;
+        let (_ana, ana_key) = common::worker(&svc, "ana").await;
+        let (_bo, bo_key) = common::worker(&svc, "bo").await;
+        let mut server = common::server::start_server(&db.url, &dir, 1).await;
+        let app_client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let url = |path: &str| format!("{}{path}", server.base);
+        let page = |path: String, cookie: String| {
+            let request = app_client
+                .get(url(&path))
+                .header(COOKIE, format!("hp_session={cookie}"));
+            async move {
+                let response = request.send().await.expect("GET a page");
+                (response.status(), response.text().await.unwrap_or_default())
+            }
+        };
+        let sign_in = |key: String| {
+            let request = app_client.post(url("/app/sign-in")).form(&[("key", key)]);
+            async move { session_cookie(&request.send().await.expect("sign in")) }
+        };
+        let private = [PHONE, CONTEXT, CONTACT];
+        let assert_private = |what: &str, text: &str| {
+            for secret in private {
+                assert!(
+                    !text.contains(secret),
+                    "{}: {what} shows {secret:?}",
+                    db.name
+                );
+            }
+        };
+
+        let created = |body: Value| {
+            let request = app_client
+                .post(url("/v1/tasks"))
+                .bearer_auth(&agent_key)
+                .json(&body);
+            async move {
+                let (status, task) = common::server::send(request).await;
+                assert_eq!(status, StatusCode::CREATED, "{task}");
+                task["task_id"].as_str().unwrap().to_owned()
+            }
+        };
+        let call = created(json!({"kind": "call", "phone": PHONE,
+            "goal": "Ask the bakery whether it takes orders for Sunday",
+            "context": CONTEXT, "proof": ["photo"]}))
+        .await;
+        let _escalation = created(json!({"kind": "escalate",
+            "situation": "A customer is upset about a late delivery",
+            "contact": CONTACT, "location": ADDRESS, "context": CONTEXT}))
+        .await;
+
+        // Neither worker's feed, as page, fragment or REST, shows what concerns third parties.
+        let ana = sign_in(ana_key.clone()).await;
+        let bo = sign_in(bo_key.clone()).await;
+        let (status, feed) = page("/app".into(), ana.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(feed.contains("takes orders for Sunday"), "{feed}");
+        assert_private("the feed", &feed);
+        assert!(
+            !feed.contains(ADDRESS),
+            "the escalation's address in the feed: {feed}"
+        );
+        let (_, fragment) = page("/app/feed".into(), bo.clone()).await;
+        assert!(fragment.contains("takes orders for Sunday"), "{fragment}");
+        assert_private("the feed fragment", &fragment);
+        let (status, offers) =
+            common::server::send(app_client.get(url("/v1/worker/tasks")).bearer_auth(&bo_key))
+                .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_private("the REST feed", &offers.to_string());
+
+        // Ana claims: her assignment page shows the number and the context.
+        let token = csrf(&feed);
+        let claimed = app_client
+            .post(url(&format!("/app/tasks/{call}/claim")))
+            .header(COOKIE, format!("hp_session={ana}"))
+            .form(&[("csrf", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(claimed.status(), StatusCode::SEE_OTHER);
+        let assignment = location(&claimed).expect("the assignment page");
+        let (status, mine) = page(assignment.clone(), ana.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(mine.contains(PHONE) && mine.contains(CONTEXT), "{mine}");
+
+        // Bo cannot open it by URL, and his pages never show it.
+        let (status, theirs) = page(assignment.clone(), bo.clone()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_private("another worker's view", &theirs);
+        for path in ["/app", "/app/me"] {
+            let (_, text) = page(path.into(), bo.clone()).await;
+            assert_private(path, &text);
+        }
+
+        // The upload is cut halfway; the retry goes through, and a second retry changes nothing.
+        let photo = jpeg_with_gps();
+        let submit = format!("{assignment}/submit");
+        let fields = [
+            ("csrf", token.as_str()),
+            ("answer", "Yes, until Saturday noon"),
+            ("notes", "Spoke to the owner"),
+            ("lat", "45.5"),
+            ("lng", "-73.55"),
+        ];
+        let (boundary, body) = multipart_body(&fields, &photo);
+        upload_cut_halfway(&server.base, &submit, &ana, &boundary, &body);
+        for attempt in 0..2 {
+            let sent = app_client
+                .post(url(&submit))
+                .header(COOKIE, format!("hp_session={ana}"))
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(sent.status(), StatusCode::SEE_OTHER, "attempt {attempt}");
+        }
+        let (status, task) = common::server::send(
+            app_client
+                .get(url(&format!("/v1/tasks/{call}")))
+                .bearer_auth(&agent_key),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(task["status"], "completed", "{task}");
+        assert_eq!(task["results"].as_array().unwrap().len(), 1, "{task}");
+        assert_eq!(
+            task["results"][0]["photos"].as_array().unwrap().len(),
+            1,
+            "{task}"
+        );
+        assert_eq!(task["results"][0]["photos"][0]["exif_lat"], 45.5, "{task}");
+
+        // Once the result is sent, Ana no longer holds the claim: the details are gone.
+        let (_, done) = page(assignment.clone(), ana.clone()).await;
+        assert!(done.contains("submitted"), "{done}");
+        assert_private("the sent assignment", &done);
+
+        // The server's log saw every step above and never any of the private details.
+        server.assert_running();
+        let log = server.log_text();
+        assert!(
+            log.contains("web session opened"),
+            "the log was captured: {log}"
+        );
+        assert_private("the server's log", &log);
+        assert!(
+            !log.contains("555 0199") && !log.contains("5550199"),
+            "{log}"
+        );
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -4,8 +4,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// The form the human's answer must take.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// The form the human's answer must take. Also accepted as a bare string for the forms that
+/// need no settings: "yes_no", "rating", "number", "text".
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ResponseFormat {
     /// "yes" or "no".
@@ -32,6 +33,80 @@ pub enum ResponseFormat {
     },
     /// Free text.
     Text,
+}
+
+/// What clients may send for a response format: the object, or a bare name.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FormatInput {
+    Name(String),
+    Object(serde_json::Map<String, Value>),
+}
+
+/// The tagged form, read without the `try_from` hook (which would recurse).
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum Tagged {
+    YesNo,
+    Choice {
+        options: Vec<String>,
+    },
+    Rating {
+        #[serde(default = "rating_min")]
+        min: i64,
+        #[serde(default = "rating_max")]
+        max: i64,
+    },
+    Number {
+        #[serde(default)]
+        unit: Option<String>,
+    },
+    Text,
+}
+
+const FORMAT_HELP: &str = "give the response format as \"yes_no\", \"rating\", \"number\", \"text\", \
+    or an object such as {\"type\": \"choice\", \"options\": [\"A\", \"B\"]} or \
+    {\"type\": \"rating\", \"min\": 1, \"max\": 10}";
+
+impl<'de> Deserialize<'de> for ResponseFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let input = FormatInput::deserialize(deserializer)
+            .map_err(|_| serde::de::Error::custom(format!("response: {FORMAT_HELP}")))?;
+        ResponseFormat::try_from(input).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<FormatInput> for ResponseFormat {
+    type Error = String;
+
+    fn try_from(input: FormatInput) -> Result<Self, String> {
+        let object = match input {
+            FormatInput::Name(name) => {
+                let mut object = serde_json::Map::new();
+                object.insert("type".into(), Value::String(name.trim().to_owned()));
+                object
+            }
+            FormatInput::Object(object) => object,
+        };
+        let allowed: &[&str] = match object.get("type").and_then(Value::as_str) {
+            Some("choice") => &["type", "options"],
+            Some("rating") => &["type", "min", "max"],
+            Some("number") => &["type", "unit"],
+            _ => &["type"],
+        };
+        if let Some(extra) = object.keys().find(|key| !allowed.contains(&key.as_str())) {
+            return Err(format!("response: unknown field `{extra}`; {FORMAT_HELP}"));
+        }
+        let tagged: Tagged = serde_json::from_value(Value::Object(object))
+            .map_err(|e| format!("response: {e}; {FORMAT_HELP}"))?;
+        Ok(match tagged {
+            Tagged::YesNo => ResponseFormat::YesNo,
+            Tagged::Choice { options } => ResponseFormat::Choice { options },
+            Tagged::Rating { min, max } => ResponseFormat::Rating { min, max },
+            Tagged::Number { unit } => ResponseFormat::Number { unit },
+            Tagged::Text => ResponseFormat::Text,
+        })
+    }
 }
 
 fn rating_min() -> i64 {
@@ -102,13 +177,43 @@ impl ResponseFormat {
                     "this task asks for a whole number from {min} to {max}, not {answer:?}"
                 )),
             },
-            ResponseFormat::Number { .. } => match folded.replace(',', "").parse::<f64>() {
-                Ok(number) if number.is_finite() => Ok(json!(number)),
-                _ => Err(format!("this task asks for a number, not {answer:?}")),
-            },
+            ResponseFormat::Number { .. } => read_number(&folded)
+                .map(|number| json!(number))
+                .ok_or_else(|| {
+                    format!(
+                        "this task asks for a number written with a dot for decimals \
+                         (1250.5 or 1,250.5), not {answer:?}"
+                    )
+                }),
             ResponseFormat::Text => Ok(json!(answer.trim())),
         }
     }
+}
+
+/// Reads a number with a dot for decimals. Commas are allowed only as thousands separators
+/// (`1,250.5`), never as a decimal mark: `1,5` is ambiguous and refused rather than misread.
+fn read_number(text: &str) -> Option<f64> {
+    let (sign, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text),
+    };
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if whole.contains(',') {
+        let mut groups = whole.split(',');
+        let first = groups.next().unwrap_or("");
+        let grouped = (1..=3).contains(&first.len())
+            && groups.all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit()));
+        if !grouped || fraction.contains(',') {
+            return None;
+        }
+    }
+    let plain = format!("{sign}{}.{fraction}", whole.replace(',', ""));
+    let plain = plain.trim_end_matches('.');
+    let digits_only = plain.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if !digits_only || plain.trim_start_matches('-').is_empty() {
+        return None;
+    }
+    plain.parse::<f64>().ok().filter(|n| n.is_finite())
 }
 
 /// Case- and space-folded text for comparing short answers.
@@ -170,7 +275,12 @@ mod tests {
         );
         let number = ResponseFormat::Number { unit: None };
         assert_eq!(number.read_answer("1,250.5"), Ok(json!(1250.5)));
-        assert!(number.read_answer("NaN").is_err());
+        assert_eq!(number.read_answer("-12"), Ok(json!(-12.0)));
+        assert_eq!(number.read_answer("0.25"), Ok(json!(0.25)));
+        assert_eq!(number.read_answer("1,000,000"), Ok(json!(1_000_000.0)));
+        for ambiguous in ["1,5", "3,14", "1.000,50", "12,34,567", "NaN", "inf", "1e5", "", "-", "."] {
+            assert!(number.read_answer(ambiguous).is_err(), "{ambiguous}");
+        }
     }
 
     #[test]
@@ -178,5 +288,11 @@ mod tests {
         let format: ResponseFormat = serde_json::from_value(json!({"type": "rating"})).unwrap();
         assert_eq!(format, ResponseFormat::Rating { min: 1, max: 5 });
         assert!(serde_json::from_value::<ResponseFormat>(json!({"type": "poem"})).is_err());
+        let short: ResponseFormat = serde_json::from_value(json!("yes_no")).unwrap();
+        assert_eq!(short, ResponseFormat::YesNo);
+        let choice = serde_json::from_value::<ResponseFormat>(json!("choice")).unwrap_err();
+        assert!(choice.to_string().contains("options"), "{choice}");
+        let extra = serde_json::from_value::<ResponseFormat>(json!({"type": "yes_no", "x": 1}));
+        assert!(extra.is_err());
     }
 }

@@ -6,6 +6,7 @@
 //!                └────────────┴──► cancelled | expired
 //! assignment:  claimed ──► submitted ──► approved | rejected
 //!                  └──► abandoned | lease_expired (the slot goes back to the pool)
+//!                  └──► task_ended (the deadline passed while claimed)
 //! ```
 
 use std::str::FromStr;
@@ -98,6 +99,9 @@ pub enum AssignmentStatus {
     Abandoned,
     /// The lease ran out before a result came in; the slot went back to the pool.
     LeaseExpired,
+    /// The task reached its deadline while the worker still held the claim; not held against
+    /// the worker.
+    TaskEnded,
 }
 
 impl AssignmentStatus {
@@ -109,6 +113,7 @@ impl AssignmentStatus {
             AssignmentStatus::Rejected => "rejected",
             AssignmentStatus::Abandoned => "abandoned",
             AssignmentStatus::LeaseExpired => "lease_expired",
+            AssignmentStatus::TaskEnded => "task_ended",
         }
     }
 
@@ -125,13 +130,14 @@ impl FromStr for AssignmentStatus {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        const ALL: [AssignmentStatus; 6] = [
+        const ALL: [AssignmentStatus; 7] = [
             AssignmentStatus::Claimed,
             AssignmentStatus::Submitted,
             AssignmentStatus::Approved,
             AssignmentStatus::Rejected,
             AssignmentStatus::Abandoned,
             AssignmentStatus::LeaseExpired,
+            AssignmentStatus::TaskEnded,
         ];
         ALL.into_iter()
             .find(|s| s.as_str() == text)

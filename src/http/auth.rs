@@ -38,8 +38,27 @@ impl FromRequestParts<HumanPing> for Worker {
     }
 }
 
-/// The key the request carries; `Authorization` wins when both headers are sent.
+/// The key the request carries. Two different keys (two `Authorization` headers, or an
+/// `Authorization` and an `X-API-Key` that disagree) are refused rather than one picked.
 fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
+    if headers.get_all(AUTHORIZATION).iter().count() > 1 || headers.get_all("x-api-key").iter().count() > 1 {
+        return Err(ApiError::invalid("send one API key, in one header"));
+    }
+    let bearer = bearer_key(headers)?;
+    let api_key = header_key(headers)?;
+    match (bearer, api_key) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::invalid(
+            "the Authorization and X-API-Key headers name different keys; send one API key",
+        )),
+        (Some(key), _) | (None, Some(key)) => Ok(key),
+        (None, None) => Err(ApiError::unauthorized(
+            "no API key; send `Authorization: Bearer <key>` (or `X-API-Key: <key>`) with your \
+             HumanPing API key",
+        )),
+    }
+}
+
+fn bearer_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     if let Some(value) = headers.get(AUTHORIZATION) {
         let text = value.to_str().unwrap_or_default().trim();
         let (scheme, key) = text.split_once(' ').unwrap_or((text, ""));
@@ -49,8 +68,12 @@ fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
                 "the Authorization header must be `Bearer <key>` with your HumanPing API key",
             ));
         }
-        return Ok(key);
+        return Ok(Some(key));
     }
+    Ok(None)
+}
+
+fn header_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     if let Some(value) = headers.get("x-api-key") {
         let key = value.to_str().unwrap_or_default().trim();
         if key.is_empty() {
@@ -58,12 +81,9 @@ fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
                 "the X-API-Key header is empty; send your HumanPing API key",
             ));
         }
-        return Ok(key);
+        return Ok(Some(key));
     }
-    Err(ApiError::unauthorized(
-        "no API key; send `Authorization: Bearer <key>` (or `X-API-Key: <key>`) with your \
-         HumanPing API key",
-    ))
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -90,7 +110,15 @@ mod tests {
     }
 
     #[test]
-    fn missing_or_malformed_keys_are_refused() {
+    fn two_different_keys_are_refused() {
+        let both = headers(&[("authorization", "Bearer hp_test_a"), ("x-api-key", "hp_test_b")]);
+        assert!(presented_key(&both).is_err());
+        let same = headers(&[("authorization", "Bearer hp_test_a"), ("x-api-key", "hp_test_a")]);
+        assert_eq!(presented_key(&same).ok(), Some("hp_test_a"));
+    }
+
+    #[test]
+        fn missing_or_malformed_keys_are_refused() {
         assert!(presented_key(&HeaderMap::new()).is_err());
         assert!(presented_key(&headers(&[("authorization", "Basic dXNlcjpwYXNz")])).is_err());
         assert!(presented_key(&headers(&[("authorization", "Bearer")])).is_err());

@@ -71,6 +71,7 @@ pub fn router_with(service: HumanPing, policy: NetworkPolicy) -> Router {
         .route("/v1/worker/tasks/{id}/claim", post(worker::claim))
         .route("/v1/worker/assignments", get(worker::assignments))
         .route("/v1/worker/assignments/{id}/submit", post(worker::submit))
+        .route("/v1/worker/assignments/{id}/release", post(worker::release))
         .route("/v1/worker/me", get(worker::me))
         .fallback(error::no_route)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))

@@ -55,6 +55,24 @@ pub(crate) async fn submit(
     Ok(Json(assignment))
 }
 
+/// `POST /v1/worker/assignments/{id}/release`: gives a claim back; the slot returns to the pool.
+pub(crate) async fn release(
+    State(service): State<HumanPing>,
+    Worker(worker): Worker,
+    ApiPath(assignment_id): ApiPath<String>,
+) -> ApiResult<Json<AssignmentView>> {
+    service.release_assignment(&worker, &assignment_id).await?;
+    let released = service.assignments(&worker).await?.into_iter().find(|a| a.assignment_id.as_str() == assignment_id);
+    let released = released.ok_or_else(|| {
+        not_yours(&assignment_id)
+    })?;
+    Ok(Json(released))
+}
+
+fn not_yours(assignment_id: &str) -> crate::service::ServiceError {
+    crate::service::ServiceError::NotFound(format!("no assignment {assignment_id:?} of yours"))
+}
+
 /// `GET /v1/worker/assignments`: this worker's slots.
 pub(crate) async fn assignments(
     State(service): State<HumanPing>,

@@ -23,7 +23,9 @@ pub async fn bridge_stdio(url: &str, api_key: Option<String>) -> anyhow::Result<
         config = config.auth_header(key.trim().to_owned());
     }
     let mut remote = StreamableHttpClientTransport::from_config(config);
-    let mut local = IntoTransport::<RoleServer, _, _>::into_transport(rmcp::transport::stdio());
+    let stdio = super::stdio::transport(tokio::io::stdin(), tokio::io::stdout());
+    let pump = stdio.pump;
+    let mut local = IntoTransport::<RoleServer, _, _>::into_transport((stdio.sink, stdio.stream));
     tracing::info!(server = %parsed, "bridging stdio MCP to a remote HumanPing");
 
     loop {
@@ -48,5 +50,8 @@ pub async fn bridge_stdio(url: &str, api_key: Option<String>) -> anyhow::Result<
     }
     let _ = Transport::<RoleClient>::close(&mut remote).await;
     let _ = local.close().await;
+    drop(local);
+    // The last relayed lines reach stdout before the process exits.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), pump).await;
     Ok(())
 }

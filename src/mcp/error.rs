@@ -32,6 +32,11 @@ impl ToolError {
         ToolError::new(reason, "unauthorized")
     }
 
+    /// The message shown to the agent.
+    pub(crate) fn message(&self) -> &str {
+        &self.0
+    }
+
     /// The client cancelled the call while it waited for a human.
     pub(crate) fn cancelled(task_id: &str) -> ToolError {
         let message = format!(

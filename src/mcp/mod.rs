@@ -9,7 +9,10 @@ mod args;
 pub mod bridge;
 mod error;
 pub mod http;
+mod mcp_tasks;
+mod resources;
 mod sse;
+mod stdio;
 mod tools;
 
 #[cfg(test)]
@@ -17,8 +20,15 @@ mod tests;
 
 use anyhow::Context;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, ServiceExt, tool_handler};
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, ErrorData as McpError,
+    GetTaskParams, GetTaskResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
+};
+use rmcp::service::{RequestContext, SubscriptionContext};
+use rmcp::{RoleServer, ServerHandler, ServiceExt, tool_handler};
 
 use crate::domain::ids::AgentId;
 use crate::service::{HumanPing, ServiceError};
@@ -50,6 +60,10 @@ pub struct HumanPingMcp {
     /// with that message, so a client that started us without a key learns how to fix it.
     agent: Result<AgentId, String>,
     tool_router: ToolRouter<HumanPingMcp>,
+    /// The task resources this session subscribed to.
+    subscriptions: resources::Subscriptions,
+    /// Task tool calls running as MCP tasks for this session.
+    mcp_tasks: mcp_tasks::SessionTasks,
 }
 
 impl HumanPingMcp {
@@ -59,18 +73,124 @@ impl HumanPingMcp {
             service,
             agent,
             tool_router: HumanPingMcp::tool_router(),
+            subscriptions: resources::Subscriptions::default(),
+            mcp_tasks: mcp_tasks::SessionTasks::default(),
         }
+    }
+
+    /// The agent a resource request acts for, as a protocol error when there is none.
+    fn resource_agent<'a>(
+        &'a self,
+        context: &'a RequestContext<RoleServer>,
+    ) -> Result<&'a AgentId, McpError> {
+        self.agent(context)
+            .map_err(|error| McpError::invalid_request(error.message().to_owned(), None))
     }
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for HumanPingMcp {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_tasks()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(
                 Implementation::new("humanping", env!("CARGO_PKG_VERSION")).with_title("HumanPing"),
             )
             .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        if mcp_tasks::wanted(&request, &context) {
+            return self.call_as_task(request, context).await;
+        }
+        let call = ToolCallContext::new(self, request, context);
+        self.tool_router.call(call).await
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        let task = self.mcp_tasks.manager().get_task(&request.task_id)?;
+        Ok(GetTaskResult::new(task))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.mcp_tasks.manager().cancel_task(&request.task_id)
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let agent = self.resource_agent(&context)?;
+        let cursor = request.as_ref().and_then(|r| r.cursor.as_deref());
+        resources::list(&self.service, agent, cursor).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let agent = self.resource_agent(&context)?;
+        let result = resources::read(&self.service, agent, &request.uri).await?;
+        Ok(result.into())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(resources::accepted_filter(requested))
+    }
+
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), McpError> {
+        let agent = self.resource_agent(subscription.request_context())?.clone();
+        resources::listen(&self.service, &agent, subscription).await
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let agent = self.resource_agent(&context)?.clone();
+        self.subscriptions
+            .subscribe(&self.service, &agent, &request.uri, &context)
+            .await
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscriptions.unsubscribe(&request.uri);
+        Ok(())
     }
 }
 
@@ -87,8 +207,10 @@ pub async fn serve_stdio(service: HumanPing, api_key: Option<String>) -> anyhow:
         Err(reason) => tracing::warn!(%reason, "serving MCP on stdio without an agent"),
     }
 
+    let stdio = stdio::transport(tokio::io::stdin(), tokio::io::stdout());
+    let pump = stdio.pump;
     let running = HumanPingMcp::new(service, agent)
-        .serve(rmcp::transport::stdio())
+        .serve((stdio.sink, stdio.stream))
         .await
         .context("the MCP client did not complete the handshake on stdin/stdout")?;
     let reason = running
@@ -96,6 +218,8 @@ pub async fn serve_stdio(service: HumanPing, api_key: Option<String>) -> anyhow:
         .await
         .context("the MCP server stopped abnormally")?;
     tracing::info!(?reason, "MCP stdio session ended");
+    // The last replies reach stdout before the process exits.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), pump).await;
     Ok(())
 }
 

@@ -620,3 +620,274 @@ async fn a_long_wait_sends_progress_and_returns_a_handle() {
     assert_eq!(progress[0]["params"]["progressToken"], "vibe-1");
     assert_eq!(progress[0]["params"]["total"], 6.0);
 }
+
+/// Reads the next message the server sends, whatever it is.
+async fn next_message(wire: &mut Wire, within: Duration) -> Option<Value> {
+    let line = tokio::time::timeout(within, wire.lines.next_line())
+        .await
+        .ok()?
+        .unwrap()?;
+    Some(serde_json::from_str(&line).expect("only JSON-RPC on the wire"))
+}
+
+#[tokio::test]
+async fn every_task_is_a_resource_that_can_be_listed_read_and_subscribed_to() {
+    let db = TestDb::new().await;
+    let (agent, _) = db.funded_agent().await;
+    let (mut wire, init) = Wire::connect(db.server(Ok(agent))).await;
+    assert_eq!(init["capabilities"]["resources"]["subscribe"], true);
+
+    let created = wire
+        .call("verify", json!({"question": "Open?", "wait_seconds": 0}))
+        .await;
+    let task_id = created["structuredContent"]["task_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uri = format!("humanping://tasks/{task_id}");
+    let link = &created["content"][1];
+    assert_eq!(
+        (link["type"].as_str(), link["uri"].as_str()),
+        (Some("resource_link"), Some(uri.as_str())),
+        "{created}"
+    );
+
+    let templates = wire.request("resources/templates/list", json!({})).await;
+    assert_eq!(
+        templates["result"]["resourceTemplates"][0]["uriTemplate"],
+        "humanping://tasks/{task_id}"
+    );
+    let listed = wire.request("resources/list", json!({})).await;
+    assert_eq!(listed["result"]["resources"][0]["uri"], json!(uri));
+    assert_eq!(
+        listed["result"]["resources"][0]["mimeType"],
+        "application/json"
+    );
+
+    let read = wire.request("resources/read", json!({"uri": uri})).await;
+    let contents = &read["result"]["contents"][0];
+    assert_eq!(contents["mimeType"], "application/json");
+    let task: Value = serde_json::from_str(contents["text"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (task["task_id"].as_str(), task["status"].as_str()),
+        (Some(&*task_id), Some("open"))
+    );
+    let missing = wire
+        .request(
+            "resources/read",
+            json!({"uri": "humanping://tasks/task_nope"}),
+        )
+        .await;
+    assert_eq!(missing["error"]["code"], -32002, "{missing}");
+    let foreign = wire
+        .request("resources/read", json!({"uri": "file:///etc/passwd"}))
+        .await;
+    assert!(foreign["error"].is_object(), "{foreign}");
+
+    let subscribed = wire
+        .request("resources/subscribe", json!({"uri": uri}))
+        .await;
+    assert!(subscribed["error"].is_null(), "{subscribed}");
+    let worker = NewWorker {
+        name: "ana".into(),
+        lat: None,
+        lng: None,
+        capabilities: Vec::new(),
+        languages: Vec::new(),
+    };
+    let (worker, _) = db.service.create_worker(worker).await.unwrap();
+    db.service.claim(&worker, &task_id).await.unwrap();
+    let update = next_message(&mut wire, Duration::from_secs(10))
+        .await
+        .expect("an update notification after the claim");
+    assert_eq!(
+        update["method"], "notifications/resources/updated",
+        "{update}"
+    );
+    assert_eq!(update["params"]["uri"], json!(uri));
+
+    let unsubscribed = wire
+        .request("resources/unsubscribe", json!({"uri": uri}))
+        .await;
+    assert!(unsubscribed["error"].is_null(), "{unsubscribed}");
+    let second = wire
+        .ok(
+            "gut_check",
+            json!({"question": "Cringe?", "wait_seconds": 0}),
+        )
+        .await;
+    let second_id = second["task_id"].as_str().unwrap();
+    db.service.claim(&worker, second_id).await.unwrap();
+    let ping = wire.request("ping", json!({})).await;
+    assert!(ping["result"].is_object());
+    assert!(
+        wire.notifications
+            .iter()
+            .all(|n| n["method"] != "notifications/resources/updated"),
+        "{:?}",
+        wire.notifications
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_wait_stops_and_changes_nothing_else() {
+    let db = TestDb::new().await;
+    let (agent, _) = db.funded_agent().await;
+    let (mut wire, _) = Wire::connect(db.server(Ok(agent))).await;
+
+    wire.send(json!({
+        "jsonrpc": "2.0", "id": 100, "method": "tools/call",
+        "params": {"name": "verify", "arguments": {"question": "Open?", "wait_seconds": 120}}
+    }))
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    wire.send(json!({
+        "jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 100, "reason": "user gave up"}
+    }))
+    .await;
+    // Whatever the server says about request 100, the next request is answered promptly.
+    let balance = wire.ok("balance", json!({})).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        (
+            balance["available_cents"].as_i64(),
+            balance["held_cents"].as_i64()
+        ),
+        (Some(4_500), Some(500)),
+        "the money stays held for the task"
+    );
+    let tasks = wire.ok("list_tasks", json!({})).await;
+    assert_eq!(tasks["tasks"][0]["status"], "open", "{tasks}");
+}
+
+mod mcp_tasks_extension {
+    use rmcp::model::{
+        CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities,
+        ClientConfig, GetTaskParams, TaskPayload,
+    };
+
+    use super::*;
+
+    /// A client that declares the tasks extension, connected in process to `server`.
+    async fn tasks_client(
+        server: HumanPingMcp,
+    ) -> rmcp::service::RunningService<rmcp::RoleClient, ClientConfig> {
+        let (client_end, server_end) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            let running = server.serve(server_end).await.expect("handshake");
+            let _ = running.waiting().await;
+        });
+        ClientConfig::new(
+            ClientCapabilities::builder().enable_tasks().build(),
+            rmcp::model::Implementation::new("tasks-test", "0"),
+        )
+        .serve(client_end)
+        .await
+        .expect("client handshake")
+    }
+
+    async fn start_task(
+        client: &rmcp::service::RunningService<rmcp::RoleClient, ClientConfig>,
+    ) -> String {
+        let arguments = json!({"question": "Open?", "wait_seconds": 60});
+        let response = client
+            .call_tool_once(
+                CallToolRequestParams::new("verify")
+                    .with_arguments(serde_json::from_value(arguments).unwrap()),
+            )
+            .await
+            .expect("tools/call");
+        match response {
+            CallToolResponse::Task(created) => created.task.task_id.clone(),
+            other => panic!("expected an MCP task, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_tool_call_becomes_an_mcp_task_that_completes_with_the_answer() {
+        let db = TestDb::new().await;
+        let (agent, _) = db.funded_agent().await;
+        let client = tasks_client(db.server(Ok(agent.clone()))).await;
+        let mcp_task = start_task(&client).await;
+
+        let page = db.service.list_tasks(&agent, None, 1, None).await.unwrap();
+        let task_id = page.tasks[0].task_id.to_string();
+        let worker = NewWorker {
+            name: "ana".into(),
+            lat: None,
+            lng: None,
+            capabilities: Vec::new(),
+            languages: Vec::new(),
+        };
+        let (worker, _) = db.service.create_worker(worker).await.unwrap();
+        let assignment = db.service.claim(&worker, &task_id).await.unwrap();
+        let answer = SubmissionInput {
+            answer: Some("Yes".into()),
+            structured: None,
+            notes: None,
+            proof: None,
+        };
+        db.service
+            .submit(&worker, assignment.assignment_id.as_str(), answer)
+            .await
+            .unwrap();
+
+        let mut finished = None;
+        for _ in 0..100 {
+            let info = client
+                .peer()
+                .get_task(GetTaskParams::new(mcp_task.clone()))
+                .await
+                .unwrap();
+            if info.task.status().is_terminal() {
+                finished = Some(info.task);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        match finished.expect("the MCP task ends").payload {
+            TaskPayload::Completed { result } => {
+                let structured = &result["structuredContent"];
+                assert_eq!(structured["status"], "completed");
+                assert_eq!(structured["answer"], "Yes");
+            }
+            other => panic!("expected a completed MCP task, got {other:?}"),
+        }
+        client.cancel().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn cancelling_the_mcp_task_keeps_the_humanping_task_and_its_money() {
+        let db = TestDb::new().await;
+        let (agent, _) = db.funded_agent().await;
+        let client = tasks_client(db.server(Ok(agent.clone()))).await;
+        let mcp_task = start_task(&client).await;
+        client
+            .peer()
+            .cancel_task(CancelTaskParams::new(mcp_task.clone()))
+            .await
+            .unwrap();
+
+        let mut status = None;
+        for _ in 0..100 {
+            let info = client
+                .peer()
+                .get_task(GetTaskParams::new(mcp_task.clone()))
+                .await
+                .unwrap();
+            if info.task.status().is_terminal() {
+                status = Some(info.task.status());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(status, Some(rmcp::model::TaskStatus::Cancelled));
+        let balance = db.service.balance(&agent).await.unwrap();
+        assert_eq!((balance.available_cents, balance.held_cents), (4_500, 500));
+        let page = db.service.list_tasks(&agent, None, 1, None).await.unwrap();
+        assert_eq!(page.tasks[0].status.as_str(), "open");
+        client.cancel().await.unwrap();
+    }
+}

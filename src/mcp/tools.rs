@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use rmcp::handler::server::tool::schema_for_output;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::ProgressNotificationParam;
 use rmcp::service::RequestContext;
@@ -21,6 +22,7 @@ use super::args::{
 };
 use super::error::ToolError;
 use super::http::CallerAgent;
+use super::resources::TaskResult;
 use crate::domain::ids::AgentId;
 use crate::domain::kind::TaskKind;
 use crate::domain::status::TaskStatus;
@@ -36,6 +38,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 #[tool_router(router = tool_router, vis = "pub(crate)")]
 impl HumanPingMcp {
     #[tool(
+        output_schema = schema_for_output::<TaskView>(),
         description = task_description(
             TaskKind::Verification,
             "Ask a human to check a real-world fact: is a shop open, is an item in stock, is a \
@@ -53,11 +56,12 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<VerifyRequest>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<TaskView>, ToolError> {
+    ) -> Result<TaskResult, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
     #[tool(
+        output_schema = schema_for_output::<TaskView>(),
         description = task_description(
             TaskKind::VoiceProxy,
             "Ask a human to make a phone call for you: book, ask, confirm or complain, and \
@@ -75,11 +79,12 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<CallRequest>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<TaskView>, ToolError> {
+    ) -> Result<TaskResult, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
     #[tool(
+        output_schema = schema_for_output::<TaskView>(),
         description = task_description(
             TaskKind::GutCheck,
             "Ask a human for their gut feeling on a question, as yes/no or one of your options.",
@@ -96,11 +101,12 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<GutCheckRequest>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<TaskView>, ToolError> {
+    ) -> Result<TaskResult, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
     #[tool(
+        output_schema = schema_for_output::<TaskView>(),
         description = task_description(
             TaskKind::FieldMission,
             "Send a human on site to look, count, photograph or pick something up; photo and \
@@ -118,11 +124,12 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<FieldRequest>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<TaskView>, ToolError> {
+    ) -> Result<TaskResult, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
     #[tool(
+        output_schema = schema_for_output::<TaskView>(),
         description = task_description(
             TaskKind::Escalation,
             "Hand a person in distress or anger over to an empathetic human who contacts them.",
@@ -139,11 +146,12 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<EscalateRequest>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<TaskView>, ToolError> {
+    ) -> Result<TaskResult, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
     #[tool(
+        output_schema = schema_for_output::<TaskView>(),
         description = task_description(
             TaskKind::VibeRead,
             "Ask a human to read the mood of a text, image or situation.",
@@ -160,11 +168,12 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<VibeRequest>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<TaskView>, ToolError> {
+    ) -> Result<TaskResult, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
     #[tool(
+        output_schema = schema_for_output::<TaskView>(),
         description = task_description(
             TaskKind::RealityCheck,
             "Ask a human to check your own work product (a reply, a plan, code, a summary) \
@@ -182,25 +191,28 @@ impl HumanPingMcp {
         &self,
         Parameters(request): Parameters<RealityCheckRequest>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<TaskView>, ToolError> {
+    ) -> Result<TaskResult, ToolError> {
         self.send_task(request.into_draft(), &context).await
     }
 
     /// Get a task's current state and the human's answer once it is in. With `wait_seconds`,
     /// waits up to that long for the answer first. A `completed` task waits for you to
     /// `approve` or `dispute` it.
-    #[tool(annotations(
-        title = "Get a task",
-        read_only_hint = true,
-        destructive_hint = false,
-        idempotent_hint = true,
-        open_world_hint = false
-    ))]
+    #[tool(
+        output_schema = schema_for_output::<TaskView>(),
+        annotations(
+            title = "Get a task",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     async fn get_task(
         &self,
         Parameters(args): Parameters<GetTaskArgs>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<TaskView>, ToolError> {
+    ) -> Result<TaskResult, ToolError> {
         let agent = self.agent(&context)?;
         let wait = args.wait_seconds.unwrap_or(0).min(MAX_WAIT_SECONDS);
         let span = tool_span("get_task", agent, Some(&args.task_id));
@@ -212,7 +224,7 @@ impl HumanPingMcp {
                 self.wait_for_result(agent, &args.task_id, wait, &context)
                     .await?
             };
-            Ok(Json(view))
+            Ok(TaskResult(view))
         }
         .instrument(span)
         .await
@@ -358,7 +370,7 @@ impl HumanPingMcp {
     /// The agent the tools act for: the one whose key signed this HTTP request when the call
     /// came over HTTP, else the one this handler was made for, else the error every tool
     /// answers without one.
-    fn agent<'a>(
+    pub(crate) fn agent<'a>(
         &'a self,
         context: &'a RequestContext<RoleServer>,
     ) -> Result<&'a AgentId, ToolError> {
@@ -379,7 +391,7 @@ impl HumanPingMcp {
         &self,
         draft: TaskDraft,
         context: &RequestContext<RoleServer>,
-    ) -> Result<Json<TaskView>, ToolError> {
+    ) -> Result<TaskResult, ToolError> {
         let agent = self.agent(context)?;
         let span = tool_span(draft.kind.tool_name(), agent, None);
         async {
@@ -394,12 +406,12 @@ impl HumanPingMcp {
             );
 
             if wait.is_zero() || !still_waiting(view.status) {
-                return Ok(Json(view));
+                return Ok(TaskResult(view));
             }
             let view = self
                 .wait_for_result(agent, view.task_id.as_str(), wait, context)
                 .await?;
-            Ok(Json(view))
+            Ok(TaskResult(view))
         }
         .instrument(span)
         .await

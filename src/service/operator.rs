@@ -82,15 +82,10 @@ impl HumanPing {
         }
         let mut languages = Vec::new();
         for language in &worker.languages {
-            let code = language.trim().to_ascii_lowercase();
-            let ok = (2..=8).contains(&code.len())
-                && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-            if !ok {
-                return Err(ServiceError::invalid(format!(
-                    "language {language:?} is not a code such as \"en\" or \"fr\""
-                )));
+            let code = crate::input::read_language(language)?;
+            if !languages.contains(&code) {
+                languages.push(code);
             }
-            languages.push(code);
         }
         let capabilities: Vec<&str> = worker.capabilities.iter().map(|c| c.as_str()).collect();
         let id = WorkerId::generate();
@@ -200,6 +195,9 @@ fn check_name(name: &str) -> ServiceResult<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ServiceError::invalid("name must be 1 to 200 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ServiceError::invalid("name must not contain control characters"));
     }
     Ok(name.to_owned())
 }

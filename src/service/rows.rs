@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::error::{ServiceError, ServiceResult};
-use super::views::{ResultView, TaskView, timestamp};
+use super::views::{ProofPhotoView, ResultView, TaskView, timestamp};
 use crate::domain::ids::{AgentId, AssignmentId, TaskId, WorkerId};
 use crate::domain::kind::TaskKind;
 use crate::domain::money::Cents;
@@ -206,6 +206,7 @@ impl AssignmentRow {
             structured: parse(&self.structured).unwrap_or(Value::Null),
             notes: self.notes.clone(),
             proof: parse(&self.proof),
+            photos: Vec::new(),
             submitted_at: timestamp(self.submitted_at?),
             paid_cents: self.paid_cents,
         })
@@ -237,13 +238,62 @@ pub(super) async fn task_assignments(
 /// Builds the agent's view of a task, with its results.
 pub(super) async fn task_view(conn: &mut AnyConnection, task: &TaskRow) -> ServiceResult<TaskView> {
     use AssignmentStatus::{Approved, Rejected, Submitted};
-    let results: Vec<ResultView> =
+    let mut results: Vec<ResultView> =
         task_assignments(conn, &task.id, &[Submitted, Approved, Rejected])
             .await?
             .iter()
             .filter_map(AssignmentRow::result)
             .collect();
+    if !results.is_empty() {
+        let photos = proof_photos(conn, &task.id).await?;
+        for result in &mut results {
+            // Only the photos the accepted result links to: a refused attempt may have left others.
+            let linked = |url: &str| {
+                result
+                    .proof
+                    .as_ref()
+                    .and_then(|p| p["photo_urls"].as_array())
+                    .is_some_and(|urls| urls.iter().any(|u| u.as_str() == Some(url)))
+            };
+            result.photos = photos
+                .iter()
+                .filter(|(assignment, photo)| {
+                    assignment == result.assignment_id.as_str() && linked(&photo.url)
+                })
+                .map(|(_, photo)| photo.clone())
+                .collect();
+        }
+    }
     Ok(view_of(task, results))
+}
+
+/// The photos stored as proof for a task, each with its assignment's id, oldest first.
+async fn proof_photos(
+    conn: &mut AnyConnection,
+    task: &TaskId,
+) -> ServiceResult<Vec<(String, ProofPhotoView)>> {
+    let rows = sqlx::query(
+        "SELECT assignment_id, sha256, content_type, size_bytes, exif_lat, exif_lng, \
+         exif_taken_at FROM proof_photos WHERE task_id = $1 ORDER BY created_at, sha256",
+    )
+    .bind(task.as_str())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let sha256: String = row.try_get("sha256")?;
+            let photo = ProofPhotoView {
+                url: format!("/v1/tasks/{task}/proofs/{sha256}"),
+                sha256,
+                content_type: row.try_get("content_type")?,
+                size_bytes: row.try_get("size_bytes")?,
+                exif_lat: row.try_get("exif_lat")?,
+                exif_lng: row.try_get("exif_lng")?,
+                exif_taken_at: row.try_get("exif_taken_at")?,
+            };
+            Ok((row.try_get("assignment_id")?, photo))
+        })
+        .collect()
 }
 
 pub(super) fn view_of(task: &TaskRow, results: Vec<ResultView>) -> TaskView {

@@ -44,10 +44,13 @@ impl HumanPing {
         }
         let expired = sqlx::query(
             "UPDATE assignments SET status = 'lease_expired', resolved_at = $1 \
-             WHERE task_id = $2 AND status = 'claimed' AND lease_expires_at <= $1",
+             WHERE task_id = $2 AND status = 'claimed' AND lease_expires_at <= $1 \
+             AND lease_expires_at < $3",
         )
         .bind(now)
         .bind(task.id.as_str())
+        // A claim cut short by the task's own deadline is not the worker's lapse.
+        .bind(task.deadline_at)
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -88,7 +91,7 @@ impl HumanPing {
         let status = if past_deadline && submitted < task.slots {
             if claimed > 0 {
                 sqlx::query(
-                    "UPDATE assignments SET status = 'lease_expired', resolved_at = $1 \
+                    "UPDATE assignments SET status = 'task_ended', resolved_at = $1 \
                      WHERE task_id = $2 AND status = 'claimed'",
                 )
                 .bind(now)
@@ -122,8 +125,8 @@ impl HumanPing {
             }
         }
         if status == TaskStatus::Completed && task.status != TaskStatus::Completed {
-            let window = self.config.review_window.as_millis() as i64;
-            task.review_deadline_at = Some(now + window);
+            let window = i64::try_from(self.config.review_window.as_millis()).unwrap_or(i64::MAX);
+            task.review_deadline_at = Some(now.saturating_add(window));
         }
         task.status = status;
         Ok(())

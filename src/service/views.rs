@@ -64,9 +64,32 @@ pub struct ResultView {
     /// Proof sent with the answer (text, photo links, GPS position).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proof: Option<Value>,
+    /// The photos sent with the answer, with what their EXIF data says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub photos: Vec<ProofPhotoView>,
     pub submitted_at: String,
     /// What the worker was paid for this result, in cents (after the platform fee).
     pub paid_cents: i64,
+}
+
+/// A proof photo, as the task's agent sees it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ProofPhotoView {
+    /// Where to fetch the photo: an absolute path on this API, answered only for the task's
+    /// agent (with its API key).
+    pub url: String,
+    /// Lowercase hex SHA-256 of the file.
+    pub sha256: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    /// Where the camera said the photo was taken (EXIF GPS), when it said so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exif_lat: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exif_lng: Option<f64>,
+    /// When the camera said the photo was taken (EXIF, camera's local time, as written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exif_taken_at: Option<String>,
 }
 
 /// A page of an agent's tasks, newest first.
@@ -195,6 +218,8 @@ pub struct AssignmentCounts {
     pub rejected: i64,
     pub abandoned: i64,
     pub lease_expired: i64,
+    /// Claims the task's deadline ended; not held against the worker.
+    pub task_ended: i64,
 }
 
 /// Formats Unix milliseconds as RFC 3339 UTC.

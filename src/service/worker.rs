@@ -15,7 +15,7 @@ use super::views::{
 };
 use crate::domain::geo::distance_m;
 use crate::domain::ids::{AssignmentId, TaskId, WorkerId};
-use crate::domain::kind::Capability;
+use crate::domain::kind::{Capability, TaskKind};
 use crate::domain::money::Cents;
 use crate::domain::status::{AssignmentStatus, TaskStatus};
 use crate::domain::trust;
@@ -281,7 +281,9 @@ impl HumanPing {
         let id = AssignmentId::parse(assignment_id).ok_or_else(not_found)?;
         let answer_text = read_answer_text(&input)?;
         let notes = bounded("notes", input.notes.as_deref())?;
-        let proof_json = input.proof.as_ref().map(check_proof).transpose()?;
+        if let Some(proof) = &input.proof {
+            check_proof(proof)?;
+        }
 
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
@@ -295,6 +297,7 @@ impl HumanPing {
             .ok_or_else(not_found)?;
         self.settle(&mut tx, &mut task, now).await?;
         let current = load_assignment(&mut tx, &id).await?.ok_or_else(not_found)?;
+        let proof_json = input.proof.as_ref().map(|proof| proof_record(proof, &task)).transpose()?;
 
         match current.status {
             AssignmentStatus::Claimed => {}
@@ -321,6 +324,14 @@ impl HumanPing {
                     timestamp(current.lease_expires_at)
                 )));
             }
+            AssignmentStatus::TaskEnded => {
+                tx.commit().await?;
+                return Err(ServiceError::conflict(format!(
+                    "task {} reached its deadline before your result came in, so it ended; \
+                     this is not held against you",
+                    task.id
+                )));
+            }
             AssignmentStatus::Abandoned => {
                 return Err(ServiceError::conflict(format!(
                     "you gave up assignment {id}"
@@ -332,6 +343,15 @@ impl HumanPing {
             .response
             .read_answer(&answer_text)
             .map_err(ServiceError::InvalidInput)?;
+        if let (Some(_), Some(other)) = (&input.answer, structured_text(&input)?) {
+            let also = task.response.read_answer(&other).map_err(ServiceError::InvalidInput)?;
+            if also != structured {
+                return Err(ServiceError::invalid(format!(
+                    "answer {answer_text:?} and structured {other:?} disagree; send one of them, \
+                     or both saying the same"
+                )));
+            }
+        }
         check_required_proof(&task.proof, input.proof.as_ref(), notes.as_deref())?;
         sqlx::query(
             "UPDATE assignments SET status = 'submitted', submitted_at = $1, answer = $2, \
@@ -411,6 +431,7 @@ impl HumanPing {
                 Ok(AssignmentStatus::Rejected) => counts.rejected = n,
                 Ok(AssignmentStatus::Abandoned) => counts.abandoned = n,
                 Ok(AssignmentStatus::LeaseExpired) => counts.lease_expired = n,
+                Ok(AssignmentStatus::TaskEnded) => counts.task_ended = n,
                 Err(_) => {}
             }
         }
@@ -548,14 +569,21 @@ fn offer_view(task: &TaskRow, open_slots: i64, distance: Option<f64>) -> OfferVi
         lease_minutes: task.kind.lease_secs() / 60,
         response_format: task.response.clone(),
         proof_required: task.proof.clone(),
-        address: task.address.clone(),
-        lat: task.lat,
-        lng: task.lng,
+        // An escalation's address is where a person in distress is: only the claim holder
+        // learns it.
+        address: (task.kind != TaskKind::Escalation).then(|| task.address.clone()).flatten(),
+        lat: private_place(task, task.lat),
+        lng: private_place(task, task.lng),
         radius_m: task.radius_m,
         distance_m: distance.map(|d| d.round() as i64),
         language: task.language.clone(),
         open_slots,
     }
+}
+
+/// A coordinate the feed may show: none for an escalation (the distance still shows).
+fn private_place(task: &TaskRow, coordinate: Option<f64>) -> Option<f64> {
+    coordinate.filter(|_| task.kind != TaskKind::Escalation)
 }
 
 fn bounded(name: &str, text: Option<&str>) -> ServiceResult<Option<String>> {
@@ -570,8 +598,9 @@ fn bounded(name: &str, text: Option<&str>) -> ServiceResult<Option<String>> {
     }
 }
 
-fn read_answer_text(input: &SubmissionInput) -> ServiceResult<String> {
-    let from_structured = match &input.structured {
+/// The structured answer as text, if one was sent.
+fn structured_text(input: &SubmissionInput) -> ServiceResult<Option<String>> {
+    Ok(match &input.structured {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Bool(true)) => Some("yes".to_owned()),
@@ -582,14 +611,18 @@ fn read_answer_text(input: &SubmissionInput) -> ServiceResult<String> {
                 "structured answer must be a string, number or true/false",
             ));
         }
-    };
+    })
+}
+
+fn read_answer_text(input: &SubmissionInput) -> ServiceResult<String> {
+    let from_structured = structured_text(input)?;
     let text = input.answer.clone().or(from_structured);
     bounded("answer", text.as_deref())?.ok_or_else(|| {
         ServiceError::invalid("answer is empty; send the answer to the task's question")
     })
 }
 
-fn check_proof(proof: &ProofInput) -> ServiceResult<String> {
+fn check_proof(proof: &ProofInput) -> ServiceResult<()> {
     bounded("proof text", proof.text.as_deref())?;
     match (proof.lat, proof.lng) {
         (Some(lat), Some(lng))
@@ -602,12 +635,43 @@ fn check_proof(proof: &ProofInput) -> ServiceResult<String> {
         }
     }
     if let Some(urls) = &proof.photo_urls
-        && (urls.len() > 20 || urls.iter().any(|u| u.is_empty() || u.len() > 2_000)) {
+        && (urls.len() > 20 || urls.iter().any(|u| u.trim().is_empty() || u.len() > 2_000)) {
             return Err(ServiceError::invalid(
                 "proof photo_urls: give 1 to 20 links of at most 2000 characters",
             ));
         }
-    Ok(serde_json::to_string(proof).expect("plain data serialises"))
+    for link in proof.photo_urls.iter().flatten() {
+        let web = url::Url::parse(link).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !web && !link.starts_with('/') {
+            return Err(ServiceError::invalid(format!(
+                "proof photo link {link:?} is not an http(s) link; upload photos or link them \
+                 with http:// or https://"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The proof as stored: what the worker sent, plus the distance from the task's place when
+/// both positions are known. A position beyond the task's radius (with the stated accuracy,
+/// up to 500 m, as slack) is refused.
+fn proof_record(proof: &ProofInput, task: &TaskRow) -> ServiceResult<String> {
+    let mut record = serde_json::to_value(proof).expect("plain data serialises");
+    if let (Some(lat), Some(lng), Some(tlat), Some(tlng), Some(radius)) =
+        (proof.lat, proof.lng, task.lat, task.lng, task.radius_m)
+    {
+        let distance = distance_m(lat, lng, tlat, tlng);
+        let slack = proof.accuracy_m.filter(|a| a.is_finite() && *a > 0.0).unwrap_or(0.0).min(500.0);
+        if distance > radius as f64 + slack {
+            return Err(ServiceError::invalid(format!(
+                "your position is {:.1} km from the task's place, beyond its {radius} m radius; \
+                 send the result from the place itself",
+                distance / 1000.0
+            )));
+        }
+        record["distance_m"] = serde_json::json!(distance.round() as i64);
+    }
+    Ok(record.to_string())
 }
 
 fn check_required_proof(

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyConnection, AnyPool, Transaction};
+use sqlx::{AnyConnection, AnyPool, Connection, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Which database a store runs on.
@@ -75,9 +75,28 @@ impl Store {
         install_default_drivers();
         let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_owned())
+        } else if let Some((scheme, _)) = url.split_once("://").filter(|(s, _)| *s != "sqlite") {
+            anyhow::bail!(
+                "database URLs with scheme {scheme:?} are not supported; use sqlite://PATH (or a \
+                 plain path) or postgres://…"
+            );
         } else {
             (Backend::Sqlite, sqlite::prepare(url)?)
         };
+        // One direct connection first, so a wrong address, password or file is reported as
+        // itself at once rather than as a pool timeout.
+        let mut probe = sqlx::AnyConnection::connect(&url)
+            .await
+            .with_context(|| format!("could not open the database at {}", redact(&url)))?;
+        sqlx::query("SELECT 1")
+            .execute(&mut probe)
+            .await
+            .and(match backend {
+                Backend::Sqlite => sqlx::query("PRAGMA schema_version").execute(&mut probe).await,
+                Backend::Postgres => Ok(Default::default()),
+            })
+            .with_context(|| format!("could not use the database at {}", redact(&url)))?;
+        let _ = probe.close().await;
         let options = AnyPoolOptions::new()
             .max_connections(match backend {
                 Backend::Sqlite => 8,
@@ -156,6 +175,15 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The file of a SQLite database URL (or plain path); `None` for PostgreSQL.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return None;
+    }
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    Some(path.split_once('?').map_or(path, |(p, _)| p).into())
 }
 
 /// The URL with any password replaced, for messages and logs.

@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
+use crate::domain::kind::TaskKind;
 use crate::domain::response::ResponseFormat;
 use crate::input::ProofKind;
 use crate::service::ServiceError;
@@ -21,6 +22,7 @@ main{max-width:40rem;margin:0 auto;padding:1rem}
 button,input,textarea,select{font:inherit}button{padding:.6rem 1rem;border-radius:.4rem;border:1px solid #12355b;background:#12355b;color:#fff;min-height:44px}
 button.secondary{background:#fff;color:#12355b}label{display:block;margin:.6rem 0 .2rem;font-weight:600}
 input[type=text],input[type=password],input[type=number],textarea{width:100%;padding:.55rem;border:1px solid #999;border-radius:.4rem}
+input[type=file]{width:100%;max-width:100%;padding:.4rem 0}
 fieldset{border:1px solid #ccc;border-radius:.4rem}.choices label{font-weight:400;display:flex;gap:.5rem;align-items:center}
 .linkbutton{background:none;border:none;color:#fff;text-decoration:underline;padding:0;min-height:0}
 table{width:100%;border-collapse:collapse}td,th{text-align:left;padding:.3rem;border-bottom:1px solid #ddd}
@@ -178,11 +180,11 @@ pub(crate) fn feed_list(csrf: &str, offers: &[OfferView]) -> Markup {
                 p { (offer.instruction) }
                 p {
                     span.pay { "$" (offer.pay) } " after fee · "
-                    span.meta { "due " time datetime=(offer.deadline) { (offer.deadline) } }
+                    span.meta { "due " time datetime=(offer.deadline) { (readable_time(&offer.deadline)) } }
                 }
                 p.meta {
                     @if let Some(distance) = offer.distance_m { (format_distance(distance)) " away · " }
-                    @else if let Some(address) = &offer.address { (address) " · " }
+                    @else if let Some(address) = public_address(offer) { (address) " · " }
                     "proof: " (proof_label(&offer.proof_required))
                     " · " (offer.lease_minutes) " min to do it once claimed"
                 }
@@ -215,12 +217,16 @@ pub(crate) fn assignment(csrf: &str, view: &AssignmentView, error: Option<&str>)
                 } @else {
                     p.notice { "Status: " (view.status.as_str().replace('_', " ")) }
                 }
-                @if let Some(address) = &task.address { p { "Where: " (address) } }
-                @if let Some(context) = &task.context { p { "Context: " (context) } }
-                @for (name, value) in &task.details {
-                    p { (name.replace('_', " ")) ": " (value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string())) }
+                @if holding {
+                    @if let Some(address) = &task.address { p { "Where: " (address) } }
+                    @if let Some(context) = &task.context { p { "Context: " (context) } }
+                    @for (name, value) in &task.details {
+                        p { (name.replace('_', " ")) ": " (value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string())) }
+                    }
+                } @else {
+                    p.meta { "Private details (numbers, contacts, context) are shown only while you hold the claim." }
                 }
-                p.meta { "Proof required: " (proof_label(&task.proof_required)) " · due " (task.deadline) }
+                p.meta { "Proof required: " (proof_label(&task.proof_required)) " · due " time datetime=(task.deadline) { (readable_time(&task.deadline)) } }
             }
             @if holding {
                 form.card method="post" action={ (action) "/submit" } enctype="multipart/form-data" {
@@ -327,6 +333,14 @@ pub(crate) fn me(
     )
 }
 
+/// The address a feed may show: none for an escalation, whose address is a person's.
+fn public_address(offer: &OfferView) -> Option<&str> {
+    match offer.kind {
+        TaskKind::Escalation => None,
+        _ => offer.address.as_deref(),
+    }
+}
+
 fn kind_label(kind: &str) -> &'static str {
     match kind {
         "verification" => "Check a fact",
@@ -355,6 +369,13 @@ fn proof_label(required: &[ProofKind]) -> String {
         .join(", ")
 }
 
+/// An RFC 3339 time as a person reads it ("7 Dec 17:09 UTC"); anything else as it is.
+fn readable_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.format("%-d %b %H:%M UTC").to_string())
+        .unwrap_or_else(|_| rfc3339.to_owned())
+}
+
 fn format_distance(metres: i64) -> String {
     if metres < 1000 {
         format!("{metres} m")
@@ -365,4 +386,15 @@ fn format_distance(metres: i64) -> String {
 
 fn format_cents(cents: i64) -> String {
     format!("{}.{:02}", cents / 100, (cents % 100).abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_day_month_and_utc_clock() {
+        assert_eq!(readable_time("2026-12-07T17:09:55Z"), "7 Dec 17:09 UTC");
+        assert_eq!(readable_time("soon"), "soon");
+    }
 }

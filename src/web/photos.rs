@@ -162,11 +162,11 @@ pub(crate) async fn fetch(
         CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=86400, immutable"),
     );
-    // Limitation: EXIF position and time reach the agent only as these headers, not in the result.
     if let (Some(lat), Some(lng)) = (photo.exif_lat, photo.exif_lng)
-        && let Ok(value) = HeaderValue::from_str(&format!("{lat:.6},{lng:.6}")) {
-            out.insert("x-humanping-exif-gps", value);
-        }
+        && let Ok(value) = HeaderValue::from_str(&format!("{lat:.6},{lng:.6}"))
+    {
+        out.insert("x-humanping-exif-gps", value);
+    }
     if let Some(value) = photo
         .exif_taken_at
         .and_then(|t| HeaderValue::from_str(&t).ok())
