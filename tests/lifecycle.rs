@@ -622,3 +622,31 @@ async fn a_position_far_from_the_task_is_refused_and_a_near_one_recorded() {
         common::assert_books_balanced(&svc).await;
     }
 }
+
+#[tokio::test]
+async fn trust_tiers_open_bigger_budgets_as_approvals_come_in() {
+    for db in common::databases().await {
+        let svc = common::service(&db).await;
+        let (agent, _) = common::funded_agent(&svc, "200").await;
+        let (worker, _) = common::worker(&svc, "lee").await;
+        let big = svc.create_task(&agent, verify_task("30")).await.unwrap();
+        let me = svc.worker_profile(&worker).await.unwrap();
+        assert_eq!((me.trust_score, me.tier.name.as_str()), (50, "trusted"));
+        assert_eq!(me.next_tier.as_ref().map(|t| t.points_needed), Some(15));
+        assert!(!svc.offers(&worker).await.unwrap().iter().any(|o| o.task_id == big.task_id));
+        let refused = svc.claim(&worker, big.task_id.as_str()).await.unwrap_err();
+        assert!(matches!(refused, ServiceError::Forbidden(_)), "{refused}");
+        assert!(refused.to_string().contains("tier"), "{refused}");
+
+        for _ in 0..5 {
+            let small = svc.create_task(&agent, verify_task("5")).await.unwrap();
+            claim_and_submit(&svc, &worker, small.task_id.as_str(), "Yes").await;
+            svc.approve(&agent, small.task_id.as_str(), None).await.unwrap();
+        }
+        let me = svc.worker_profile(&worker).await.unwrap();
+        assert_eq!((me.trust_score, me.tier.name.as_str()), (66, "proven"), "{}", db.name);
+        assert!(svc.offers(&worker).await.unwrap().iter().any(|o| o.task_id == big.task_id));
+        svc.claim(&worker, big.task_id.as_str()).await.unwrap();
+        common::assert_books_balanced(&svc).await;
+    }
+}

@@ -14,6 +14,8 @@ CREATE TABLE workers (
     lat           DOUBLE PRECISION,
     lng           DOUBLE PRECISION,
     capabilities  TEXT NOT NULL DEFAULT '',
+    -- Recomputed from the worker's history in the transaction of each event that changes it.
+    trust_score   BIGINT NOT NULL DEFAULT 50,
     languages     TEXT NOT NULL DEFAULT '',
     created_at    BIGINT NOT NULL
 );

@@ -14,6 +14,8 @@ CREATE TABLE workers (
     lat           REAL,
     lng           REAL,
     capabilities  TEXT NOT NULL DEFAULT '',
+    -- Recomputed from the worker's history in the transaction of each event that changes it.
+    trust_score   INTEGER NOT NULL DEFAULT 50,
     languages     TEXT NOT NULL DEFAULT '',
     created_at    INTEGER NOT NULL
 );

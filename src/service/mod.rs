@@ -16,6 +16,7 @@ mod idempotency;
 mod operator;
 mod rows;
 mod settle;
+mod trust;
 pub mod webhooks;
 mod worker;
 
@@ -47,6 +48,8 @@ pub struct Config {
     pub live: bool,
     /// Whether webhooks may go to loopback and private addresses (for development and tests).
     pub allow_private_webhooks: bool,
+    /// Trust tiers, lowest first: the budget per human a worker's score lets them take.
+    pub tiers: Vec<crate::domain::trust::Tier>,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             sweep_every: Duration::from_secs(15),
             live: false,
             allow_private_webhooks: false,
+            tiers: crate::domain::trust::DEFAULT_TIERS.to_vec(),
         }
     }
 }

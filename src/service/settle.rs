@@ -42,18 +42,21 @@ impl HumanPing {
         if task.status.is_final() {
             return Ok(false);
         }
-        let expired = sqlx::query(
+        let lapsed: Vec<String> = sqlx::query_scalar(
             "UPDATE assignments SET status = 'lease_expired', resolved_at = $1 \
              WHERE task_id = $2 AND status = 'claimed' AND lease_expires_at <= $1 \
-             AND lease_expires_at < $3",
+             AND lease_expires_at < $3 RETURNING worker_id",
         )
         .bind(now)
         .bind(task.id.as_str())
         // A claim cut short by the task's own deadline is not the worker's lapse.
         .bind(task.deadline_at)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+        .fetch_all(&mut *conn)
+        .await?;
+        for worker in &lapsed {
+            super::trust::refresh(conn, &crate::domain::ids::WorkerId::from_db(worker.clone()), now).await?;
+        }
+        let expired = lapsed.len();
         let before = (task.status, task.held);
         self.refresh_status(conn, task, now).await?;
 
@@ -294,8 +297,9 @@ async fn resolve_assignment(
     .bind(paid.get())
     .bind(now)
     .bind(assignment.id.as_str())
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    super::trust::refresh(conn, &assignment.worker_id, now).await?;
     Ok(())
 }
 

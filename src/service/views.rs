@@ -192,8 +192,14 @@ pub struct ClaimedTaskView {
 pub struct WorkerProfile {
     pub worker_id: WorkerId,
     pub name: String,
-    /// Trust score, 0 to 100.
+    /// Trust score, 0 to 100: approvals raise it, rejections, lapsed claims and wrong
+    /// honeypot answers lower it, recent work counts more, a fraud flag caps it.
     pub trust_score: i64,
+    /// The tier the score reaches: the largest budget per human this worker may take.
+    pub tier: TierView,
+    /// The next tier up and what reaching it needs; absent at the top.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_tier: Option<TierView>,
     /// Approved pay credited to the worker, in cents.
     pub earned_cents: i64,
     pub earned: String,
@@ -207,6 +213,29 @@ pub struct WorkerProfile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lng: Option<f64>,
     pub assignments: AssignmentCounts,
+}
+
+/// A trust tier as a worker sees it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct TierView {
+    pub name: String,
+    /// The score the tier starts at.
+    pub min_score: i64,
+    /// The largest budget per human the tier takes, in cents.
+    pub max_budget_cents: i64,
+    /// Points still needed to reach it (0 once reached).
+    pub points_needed: i64,
+}
+
+impl TierView {
+    pub(crate) fn of(tier: crate::domain::trust::Tier, score: i64) -> TierView {
+        TierView {
+            name: tier.name.to_owned(),
+            min_score: tier.min_score,
+            max_budget_cents: tier.max_budget_cents,
+            points_needed: (tier.min_score - score).max(0),
+        }
+    }
 }
 
 /// How many assignments a worker has in each state.

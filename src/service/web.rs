@@ -233,6 +233,7 @@ impl HumanPing {
         .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
+        super::trust::refresh(&mut tx, worker, now).await?;
         self.refresh_status(&mut tx, &mut task, now).await?;
         save_task(&mut tx, &mut task, now).await?;
         tx.commit().await?;

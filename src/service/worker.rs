@@ -11,6 +11,7 @@ use super::error::{ServiceError, ServiceResult};
 use super::rows::{ASSIGNMENT_COLUMNS, AssignmentRow, TASK_COLUMNS, TaskRow, load_task};
 use super::settle::save_task;
 use super::views::{
+    TierView,
     AssignmentCounts, AssignmentView, ClaimedTaskView, OfferView, WorkerProfile, timestamp,
 };
 use crate::domain::geo::distance_m;
@@ -18,7 +19,7 @@ use crate::domain::ids::{AssignmentId, TaskId, WorkerId};
 use crate::domain::kind::{Capability, TaskKind};
 use crate::domain::money::Cents;
 use crate::domain::status::{AssignmentStatus, TaskStatus};
-use crate::domain::trust;
+use crate::domain::trust::{self, Tier};
 use crate::input::ProofKind;
 use crate::ledger::{self, account};
 
@@ -73,6 +74,7 @@ pub struct ProofInput {
 /// A worker as stored, as far as routing needs it.
 struct WorkerRow {
     name: String,
+    trust_score: i64,
     lat: Option<f64>,
     lng: Option<f64>,
     capabilities: Vec<String>,
@@ -89,13 +91,16 @@ fn list(text: &str) -> Vec<String> {
 
 async fn load_worker(conn: &mut AnyConnection, worker: &WorkerId) -> ServiceResult<WorkerRow> {
     let row =
-        sqlx::query("SELECT name, lat, lng, capabilities, languages FROM workers WHERE id = $1")
+        sqlx::query(
+            "SELECT name, trust_score, lat, lng, capabilities, languages FROM workers WHERE id = $1",
+        )
             .bind(worker.as_str())
             .fetch_optional(conn)
             .await?
             .ok_or_else(|| ServiceError::Unauthorized("this worker no longer exists".into()))?;
     Ok(WorkerRow {
         name: row.try_get("name")?,
+        trust_score: row.try_get("trust_score")?,
         lat: row.try_get("lat")?,
         lng: row.try_get("lng")?,
         capabilities: list(&row.try_get::<String, _>("capabilities")?),
@@ -105,7 +110,19 @@ async fn load_worker(conn: &mut AnyConnection, worker: &WorkerId) -> ServiceResu
 
 /// Whether the worker may take the task; on success, the distance to it when both places are
 /// known.
-fn eligibility(worker: &WorkerRow, task: &TaskRow) -> Result<Option<f64>, String> {
+fn eligibility(worker: &WorkerRow, task: &TaskRow, tiers: &[Tier]) -> Result<Option<f64>, String> {
+    let (tier, next) = trust::tier_for(tiers, worker.trust_score);
+    if task.budget.get() > tier.max_budget_cents {
+        let reach = next.map_or(String::new(), |n| {
+            format!("; a trust score of {} opens tasks up to ${}", n.min_score, Cents::new(n.max_budget_cents))
+        });
+        return Err(format!(
+            "it pays ${} and your {} tier takes tasks up to ${}{reach}",
+            task.budget,
+            tier.name,
+            Cents::new(tier.max_budget_cents)
+        ));
+    }
     if let Some(capability) = task.kind.required_capability()
         && !worker.capabilities.iter().any(|c| c == capability.as_str()) {
             let what = match capability {
@@ -174,7 +191,7 @@ impl HumanPing {
             if taken >= task.slots {
                 continue;
             }
-            if let Ok(distance) = eligibility(&me, &task) {
+            if let Ok(distance) = eligibility(&me, &task, &self.config.tiers) {
                 offers.push((distance, offer_view(&task, task.slots - taken, distance)));
             }
         }
@@ -230,7 +247,7 @@ impl HumanPing {
                 )));
             }
         }
-        if let Err(reason) = eligibility(&me, &task) {
+        if let Err(reason) = eligibility(&me, &task, &self.config.tiers) {
             return Err(ServiceError::Forbidden(format!(
                 "task {task_id} is not offered to you: {reason}"
             )));
@@ -450,16 +467,14 @@ impl HumanPing {
             .await?
             .unwrap_or_default();
         let earned = totals.credits_posted - totals.debits_posted;
-        let score = trust::score(trust::Record {
-            approved: counts.approved,
-            rejected: counts.rejected,
-            abandoned: counts.abandoned,
-            lease_expired: counts.lease_expired,
-        });
+        let score = me.trust_score;
+        let (tier, next) = trust::tier_for(&self.config.tiers, score);
         Ok(WorkerProfile {
             worker_id: worker.clone(),
             name: me.name,
             trust_score: score,
+            tier: TierView::of(tier, score),
+            next_tier: next.map(|n| TierView::of(n, score)),
             earned_cents: earned,
             earned: Cents::new(earned).to_string(),
             pending_cents: pending,
