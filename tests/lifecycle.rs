@@ -263,7 +263,9 @@ async fn deadlines_refund_and_review_windows_approve_on_read() {
             .await
             .unwrap();
         let reviewed = svc.create_task(&agent, verify_task("5")).await.unwrap();
-        claim_and_submit(&svc, &worker, reviewed.task_id.as_str(), "Yes").await;
+        let lease = svc.claim(&worker, reviewed.task_id.as_str()).await.unwrap();
+        clock.advance(Duration::from_secs(60));
+        svc.submit(&worker, lease.assignment_id.as_str(), answer("Yes")).await.unwrap();
         assert_eq!(balance(&svc, &agent).await, (1200, 800));
 
         clock.advance(Duration::from_secs(3 * 3600));
@@ -626,7 +628,8 @@ async fn a_position_far_from_the_task_is_refused_and_a_near_one_recorded() {
 #[tokio::test]
 async fn trust_tiers_open_bigger_budgets_as_approvals_come_in() {
     for db in common::databases().await {
-        let svc = common::service(&db).await;
+        let clock = Clock::manual(START);
+        let svc = common::service_with_clock(&db, clock.clone()).await;
         let (agent, _) = common::funded_agent(&svc, "200").await;
         let (worker, _) = common::worker(&svc, "lee").await;
         let big = svc.create_task(&agent, verify_task("30")).await.unwrap();
@@ -640,13 +643,114 @@ async fn trust_tiers_open_bigger_budgets_as_approvals_come_in() {
 
         for _ in 0..5 {
             let small = svc.create_task(&agent, verify_task("5")).await.unwrap();
-            claim_and_submit(&svc, &worker, small.task_id.as_str(), "Yes").await;
+            let lease = svc.claim(&worker, small.task_id.as_str()).await.unwrap();
+            clock.advance(Duration::from_secs(60));
+            svc.submit(&worker, lease.assignment_id.as_str(), answer("Yes")).await.unwrap();
             svc.approve(&agent, small.task_id.as_str(), None).await.unwrap();
         }
         let me = svc.worker_profile(&worker).await.unwrap();
         assert_eq!((me.trust_score, me.tier.name.as_str()), (66, "proven"), "{}", db.name);
         assert!(svc.offers(&worker).await.unwrap().iter().any(|o| o.task_id == big.task_id));
         svc.claim(&worker, big.task_id.as_str()).await.unwrap();
+        common::assert_books_balanced(&svc).await;
+    }
+}
+
+#[tokio::test]
+async fn a_result_sent_too_fast_is_flagged_shown_and_not_approved_automatically() {
+    for db in common::databases().await {
+        let clock = Clock::manual(START);
+        let svc = common::service_with_clock(&db, clock.clone()).await;
+        let (agent, _) = common::funded_agent(&svc, "20").await;
+        let (hasty, _) = common::worker(&svc, "hasty").await;
+        let (careful, _) = common::worker(&svc, "careful").await;
+
+        let rushed = svc.create_task(&agent, verify_task("5")).await.unwrap();
+        let lease = svc.claim(&hasty, rushed.task_id.as_str()).await.unwrap();
+        clock.advance(Duration::from_secs(3));
+        svc.submit(&hasty, lease.assignment_id.as_str(), answer("Yes")).await.unwrap();
+
+        let calm = svc.create_task(&agent, verify_task("5")).await.unwrap();
+        let lease = svc.claim(&careful, calm.task_id.as_str()).await.unwrap();
+        clock.advance(Duration::from_secs(5 * 60));
+        svc.submit(&careful, lease.assignment_id.as_str(), answer("Yes")).await.unwrap();
+
+        let flagged = svc.get_task(&agent, rushed.task_id.as_str()).await.unwrap();
+        assert_eq!(flagged.results[0].flags.len(), 1, "{}", db.name);
+        assert_eq!(flagged.results[0].flags[0].rule, "too_fast");
+        assert!(flagged.results[0].flags[0].detail.contains("3 s"), "{:?}", flagged.results[0].flags);
+        let clean = svc.get_task(&agent, calm.task_id.as_str()).await.unwrap();
+        assert!(clean.results[0].flags.is_empty());
+        assert!(svc.worker_profile(&hasty).await.unwrap().trust_score <= 30);
+        assert_eq!(svc.worker_profile(&careful).await.unwrap().trust_score, 50);
+
+        clock.advance(Duration::from_secs(73 * 3600));
+        svc.sweep().await.unwrap();
+        let waiting = svc.get_task(&agent, rushed.task_id.as_str()).await.unwrap();
+        assert_eq!(waiting.status, TaskStatus::Completed, "a flagged result waits for the agent");
+        assert_eq!(svc.get_task(&agent, calm.task_id.as_str()).await.unwrap().status, TaskStatus::Approved);
+        let approved = svc.approve(&agent, rushed.task_id.as_str(), None).await.unwrap();
+        assert_eq!(approved.status, TaskStatus::Approved);
+        common::assert_books_balanced(&svc).await;
+    }
+}
+
+#[tokio::test]
+async fn a_photo_sent_for_two_tasks_is_flagged_the_second_time() {
+    for db in common::databases().await {
+        let clock = Clock::manual(START);
+        let svc = common::service_with_clock(&db, clock.clone()).await;
+        let (agent, _) = common::funded_agent(&svc, "20").await;
+        let (worker, _) = svc
+            .create_worker(humanping::service::NewWorker {
+                name: "mo".into(),
+                lat: Some(45.5089),
+                lng: Some(-73.5541),
+                capabilities: vec![],
+                languages: vec!["en".into()],
+            })
+            .await
+            .unwrap();
+        let photo = humanping::service::web::ProofPhoto {
+            sha256: "ab".repeat(32),
+            content_type: "image/jpeg".into(),
+            size_bytes: 1234,
+            exif_lat: Some(35.68),
+            exif_lng: Some(139.69),
+            exif_taken_at: Some("2001:01:01 12:00:00".into()),
+        };
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let plain = svc
+                .create_task(&agent, draft(json!({"kind": "verify", "question": "Door colour?",
+                    "location": {"lat": 45.5088, "lng": -73.5540, "radius_m": 200}})))
+                .await
+                .unwrap();
+            let lease = svc.claim(&worker, plain.task_id.as_str()).await.unwrap();
+            svc.record_proof_photo(&worker, &lease, &photo).await.unwrap();
+            clock.advance(Duration::from_secs(120));
+            let link = format!("/v1/tasks/{}/proofs/{}", plain.task_id, photo.sha256);
+            let input = SubmissionInput {
+                answer: Some("Green".into()),
+                structured: None,
+                notes: None,
+                proof: Some(humanping::service::ProofInput {
+                    text: None,
+                    lat: None,
+                    lng: None,
+                    accuracy_m: None,
+                    photo_urls: Some(vec![link]),
+                }),
+            };
+            svc.submit(&worker, lease.assignment_id.as_str(), input).await.unwrap();
+            let view = svc.get_task(&agent, plain.task_id.as_str()).await.unwrap();
+            let mut rules: Vec<_> = view.results[0].flags.iter().map(|f| f.rule.clone()).collect();
+            rules.sort();
+            seen.push(rules);
+        }
+        // The camera says Tokyo in 2001: far from the task, long before it.
+        assert_eq!(seen[0], ["photo_far", "photo_time"], "{}", db.name);
+        assert_eq!(seen[1], ["photo_far", "photo_reused", "photo_time"], "{}", db.name);
         common::assert_books_balanced(&svc).await;
     }
 }

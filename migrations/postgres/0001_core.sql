@@ -172,3 +172,17 @@ CREATE TABLE webhook_events (
 CREATE INDEX webhook_events_due ON webhook_events (next_attempt_at)
     WHERE delivered_at IS NULL AND failed_at IS NULL;
 CREATE INDEX webhook_events_task ON webhook_events (task_id, created_at);
+
+-- Reasons to doubt a result: shown to the agent, counted against the worker's trust, and a bar
+-- to automatic approval.
+CREATE TABLE fraud_flags (
+    id             TEXT PRIMARY KEY,
+    assignment_id  TEXT NOT NULL REFERENCES assignments (id),
+    task_id        TEXT NOT NULL REFERENCES tasks (id),
+    worker_id      TEXT NOT NULL REFERENCES workers (id),
+    rule           TEXT NOT NULL,
+    detail         TEXT NOT NULL,
+    created_at     BIGINT NOT NULL
+);
+CREATE INDEX fraud_flags_task ON fraud_flags (task_id);
+CREATE INDEX fraud_flags_worker ON fraud_flags (worker_id);

@@ -117,6 +117,17 @@ impl TaskKind {
         }
     }
 
+    /// The least time a real person plausibly needs for this kind, from claim to result, in
+    /// seconds; a faster result is flagged.
+    pub fn min_plausible_secs(self) -> i64 {
+        match self {
+            TaskKind::GutCheck | TaskKind::VibeRead => 5,
+            TaskKind::RealityCheck => 15,
+            TaskKind::Verification | TaskKind::VoiceProxy | TaskKind::Escalation => 30,
+            TaskKind::FieldMission => 120,
+        }
+    }
+
     /// How long the task stays open when the agent gives no deadline, in seconds.
     pub fn default_deadline_secs(self) -> i64 {
         match self {

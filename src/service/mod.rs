@@ -12,6 +12,7 @@ pub mod web;
 mod agent;
 mod changes;
 mod clock;
+mod fraud;
 mod idempotency;
 mod operator;
 mod rows;
@@ -31,6 +32,7 @@ use crate::store::Store;
 
 pub use changes::Change;
 pub use clock::Clock;
+pub use fraud::FlagView;
 pub use error::{ServiceError, ServiceResult};
 pub use operator::{NewWorker, SweepReport};
 pub use worker::{ProofInput, SubmissionInput};

@@ -209,6 +209,7 @@ impl AssignmentRow {
             photos: Vec::new(),
             submitted_at: timestamp(self.submitted_at?),
             paid_cents: self.paid_cents,
+            flags: Vec::new(),
         })
     }
 }
@@ -261,6 +262,16 @@ pub(super) async fn task_view(conn: &mut AnyConnection, task: &TaskRow) -> Servi
                     assignment == result.assignment_id.as_str() && linked(&photo.url)
                 })
                 .map(|(_, photo)| photo.clone())
+                .collect();
+        }
+    }
+    if !results.is_empty() {
+        let flags = super::fraud::of_task(conn, &task.id).await?;
+        for result in &mut results {
+            result.flags = flags
+                .iter()
+                .filter(|(assignment, _)| assignment == result.assignment_id.as_str())
+                .map(|(_, flag)| flag.clone())
                 .collect();
         }
     }

@@ -62,6 +62,7 @@ impl HumanPing {
 
         if task.status == TaskStatus::Completed
             && task.review_deadline_at.is_some_and(|review| review <= now)
+            && !has_flags(conn, task).await?
         {
             self.release(
                 conn,
@@ -269,6 +270,15 @@ impl HumanPing {
         .map_err(ledger_fault)?;
         Ok(())
     }
+}
+
+/// Whether any result of the task was flagged: then only the agent may approve it.
+async fn has_flags(conn: &mut AnyConnection, task: &TaskRow) -> ServiceResult<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fraud_flags WHERE task_id = $1")
+        .bind(task.id.as_str())
+        .fetch_one(conn)
+        .await?;
+    Ok(n > 0)
 }
 
 /// Lowers what the task holds, refusing to go below zero.

@@ -11,13 +11,14 @@ use crate::domain::trust::{self, Event, Outcome, Record};
 const DAY_MS: f64 = 86_400_000.0;
 
 /// The worker's history as the score reads it.
-pub(super) async fn record(conn: &mut AnyConnection, worker: &WorkerId, now: i64) -> ServiceResult<Record> {
+pub(super) async fn record(
+    conn: &mut AnyConnection, worker: &WorkerId, now: i64) -> ServiceResult<Record> {
     let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
         "SELECT status, resolved_at FROM assignments WHERE worker_id = $1 \
          AND status IN ('approved', 'rejected', 'abandoned', 'lease_expired')",
     )
     .bind(worker.as_str())
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
     let events = rows
         .into_iter()
@@ -33,8 +34,9 @@ pub(super) async fn record(conn: &mut AnyConnection, worker: &WorkerId, now: i64
             Some(Event { outcome, age_days })
         })
         .collect();
-    // Limitation: honeypot outcomes and fraud flags are not recorded yet, so they never count.
-    Ok(Record { events, fraud_flags: 0 })
+    // Limitation: honeypot outcomes are not recorded yet, so they never count.
+    let fraud_flags = super::fraud::count_for(conn, worker).await?;
+    Ok(Record { events, fraud_flags })
 }
 
 /// Recomputes and stores the worker's score; returns it.

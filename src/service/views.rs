@@ -70,6 +70,9 @@ pub struct ResultView {
     pub submitted_at: String,
     /// What the worker was paid for this result, in cents (after the platform fee).
     pub paid_cents: i64,
+    /// Reasons to doubt this result (too fast, a reused photo …); a flagged result is never
+    /// approved automatically.
+    pub flags: Vec<super::FlagView>,
 }
 
 /// A proof photo, as the task's agent sees it.

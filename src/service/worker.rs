@@ -370,6 +370,8 @@ impl HumanPing {
             }
         }
         check_required_proof(&task.proof, input.proof.as_ref(), notes.as_deref())?;
+        let links: Vec<String> = input.proof.iter().flat_map(|p| p.photo_urls.iter().flatten().cloned()).collect();
+        let flags = super::fraud::check(&mut tx, &task, &current, &links, now).await?;
         sqlx::query(
             "UPDATE assignments SET status = 'submitted', submitted_at = $1, answer = $2, \
              structured = $3, notes = $4, proof = $5 WHERE id = $6 AND status = 'claimed'",
@@ -382,6 +384,11 @@ impl HumanPing {
         .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
+        if !flags.is_empty() {
+            super::fraud::record(&mut tx, &task, &current, &flags, now).await?;
+            super::trust::refresh(&mut tx, worker, now).await?;
+            tracing::info!(task = %task.id, flags = flags.len(), "result flagged");
+        }
         self.refresh_status(&mut tx, &mut task, now).await?;
         save_task(&mut tx, &mut task, now).await?;
         let view = assignment_view(&mut tx, &id).await?;
