@@ -183,3 +183,13 @@ CREATE TABLE fraud_flags (
 );
 CREATE INDEX fraud_flags_task ON fraud_flags (task_id);
 CREATE INDEX fraud_flags_worker ON fraud_flags (worker_id);
+
+-- Workers an agent does not want on its tasks.
+CREATE TABLE agent_blocks (
+    agent_id    TEXT NOT NULL REFERENCES agents (id),
+    worker_id   TEXT NOT NULL REFERENCES workers (id),
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, worker_id)
+);
+CREATE INDEX agent_blocks_worker ON agent_blocks (worker_id);
+CREATE INDEX tasks_place ON tasks (lat, lng);

@@ -224,3 +224,31 @@ pub(crate) async fn balance(
 ) -> ApiResult<Json<BalanceView>> {
     Ok(Json(service.balance(&agent).await?))
 }
+
+/// Body of `POST /v1/blocks`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BlockBody {
+    /// The worker to keep off this agent's tasks.
+    worker_id: String,
+}
+
+/// `POST /v1/blocks`: keeps a worker off the agent's tasks.
+pub(crate) async fn block_worker(
+    State(service): State<HumanPing>,
+    Agent(agent): Agent,
+    ApiJson(body): ApiJson<BlockBody>,
+) -> ApiResult<StatusCode> {
+    service.block_worker(&agent, &body.worker_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /v1/blocks/{worker_id}`: lets the worker take the agent's tasks again.
+pub(crate) async fn unblock_worker(
+    State(service): State<HumanPing>,
+    Agent(agent): Agent,
+    ApiPath(worker_id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    service.unblock_worker(&agent, &worker_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

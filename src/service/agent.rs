@@ -394,6 +394,47 @@ impl HumanPing {
         Ok(TaskPage { tasks, next_cursor })
     }
 
+    /// Keeps a worker off this agent's tasks: they are no longer offered them and cannot claim
+    /// them. Claims already running are not affected.
+    pub async fn block_worker(&self, agent: &AgentId, worker_id: &str) -> ServiceResult<()> {
+        let unknown = || ServiceError::not_found(format!("no worker {worker_id:?}; give a worker id from a result"));
+        let worker = crate::domain::ids::WorkerId::parse(worker_id).ok_or_else(unknown)?;
+        let mut tx = self.store.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM workers WHERE id = $1")
+            .bind(worker.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        exists.ok_or_else(unknown)?;
+        sqlx::query(
+            "INSERT INTO agent_blocks (agent_id, worker_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (agent_id, worker_id) DO NOTHING",
+        )
+        .bind(agent.as_str())
+        .bind(worker.as_str())
+        .bind(self.clock.now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(agent = %agent, worker = %worker, "worker blocked");
+        Ok(())
+    }
+
+    /// Lets a blocked worker take this agent's tasks again.
+    pub async fn unblock_worker(&self, agent: &AgentId, worker_id: &str) -> ServiceResult<()> {
+        let mut tx = self.store.begin().await?;
+        let removed = sqlx::query("DELETE FROM agent_blocks WHERE agent_id = $1 AND worker_id = $2")
+            .bind(agent.as_str())
+            .bind(worker_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        if removed == 0 {
+            return Err(ServiceError::not_found(format!("worker {worker_id:?} is not blocked")));
+        }
+        Ok(())
+    }
+
     /// The agent's available and held funds.
     pub async fn balance(&self, agent: &AgentId) -> ServiceResult<BalanceView> {
         self.settle_due(Some(agent)).await?;

@@ -23,11 +23,13 @@ use crate::domain::trust::{self, Tier};
 use crate::input::ProofKind;
 use crate::ledger::{self, account};
 
+/// The largest task radius (100 km) in degrees of latitude, for the feed's bounding box.
+const MAX_RADIUS_DEGREES: f64 = 100_000.0 / 111_195.0;
 /// How many offers a feed shows at most.
 const FEED_SIZE: usize = 50;
 /// How many open tasks a feed considers before ranking.
-// Limitation: the feed scans the oldest 1000 open tasks and filters them in memory; there is no
-// geographic index yet.
+// Limitation: after the SQL prefilter the feed ranks at most the 1000 oldest candidates in memory;
+// the box around the worker uses a plain (lat, lng) index, not a spatial one.
 const FEED_SCAN: i64 = 1_000;
 const MAX_ANSWER_CHARS: usize = 10_000;
 
@@ -169,11 +171,31 @@ impl HumanPing {
         let now = self.clock.now_ms();
         let mut conn = self.store.pool().acquire().await?;
         let me = load_worker(&mut conn, worker).await?;
+        // What SQL can rule out cheaply: tasks above the worker's tier, kinds needing a
+        // capability they lack, agents who blocked them, and — when their position is known —
+        // places outside a box around them as wide as the largest radius. The rest (exact
+        // distance, language) is checked below.
+        let (tier, _) = trust::tier_for(&self.config.tiers, me.trust_score);
+        let voice = me.capabilities.iter().any(|c| c == "voice");
+        let field = me.capabilities.iter().any(|c| c == "field");
+        let (lat_min, lat_max, lng_min, lng_max) = match (me.lat, me.lng) {
+            (Some(lat), Some(lng)) => {
+                let dlat = MAX_RADIUS_DEGREES;
+                let dlng = (MAX_RADIUS_DEGREES / lat.to_radians().cos().max(0.01)).min(180.0);
+                (lat - dlat, lat + dlat, lng - dlng, lng + dlng)
+            }
+            _ => (1.0, -1.0, 1.0, -1.0), // an empty box: located tasks need a known position
+        };
         let sql = format!(
             "SELECT {TASK_COLUMNS}, (SELECT COUNT(*) FROM assignments a WHERE a.task_id = t.id \
                AND (a.status IN ('submitted', 'approved') \
                     OR (a.status = 'claimed' AND a.lease_expires_at > $1))) AS taken \
              FROM tasks t WHERE t.status IN ('open', 'in_progress') AND t.deadline_at > $1 \
+             AND t.budget_cents <= $4 \
+             AND ($5 = 1 OR t.kind <> 'voice_proxy') AND ($6 = 1 OR t.kind <> 'field_mission') \
+             AND (t.lat IS NULL OR (t.lat BETWEEN $7 AND $8 AND t.lng BETWEEN $9 AND $10)) \
+             AND NOT EXISTS (SELECT 1 FROM agent_blocks b WHERE b.agent_id = t.agent_id \
+               AND b.worker_id = $2) \
              AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id \
                AND a.worker_id = $2 AND a.status IN ('claimed', 'submitted', 'approved', 'rejected')) \
              ORDER BY t.created_at LIMIT $3"
@@ -182,6 +204,13 @@ impl HumanPing {
             .bind(now)
             .bind(worker.as_str())
             .bind(FEED_SCAN)
+            .bind(tier.max_budget_cents)
+            .bind(i64::from(voice))
+            .bind(i64::from(field))
+            .bind(lat_min)
+            .bind(lat_max)
+            .bind(lng_min)
+            .bind(lng_max)
             .fetch_all(&mut *conn)
             .await?;
         let mut offers = Vec::new();
@@ -246,6 +275,18 @@ impl HumanPing {
                     "task {task_id} is no longer open; pick another task"
                 )));
             }
+        }
+        let blocked: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM agent_blocks WHERE agent_id = $1 AND worker_id = $2",
+        )
+        .bind(task.agent_id.as_str())
+        .bind(worker.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if blocked.is_some() {
+            return Err(ServiceError::Forbidden(format!(
+                "task {task_id} is not offered to you: its agent does not take your work"
+            )));
         }
         if let Err(reason) = eligibility(&me, &task, &self.config.tiers) {
             return Err(ServiceError::Forbidden(format!(
