@@ -99,7 +99,7 @@ impl HumanPing {
             "INSERT INTO tasks (id, agent_id, kind, instruction, details, context, address, lat, lng, \
              radius_m, language, response_format, proof, metadata, callback_url, budget_cents, fee_bps, \
              currency, slots, status, hold_transfer_id, held_cents, deadline_at, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, 'NaN'), NULLIF($9, 'NaN'), $10, $11, $12, $13, $14, $15, \
              $16, $17, $18, $19, 'open', $20, $21, $22, $23, $23)",
         )
         .bind(task_id.as_str())
@@ -109,8 +109,8 @@ impl HumanPing {
         .bind(json(&task.details))
         .bind(&task.context)
         .bind(&task.address)
-        .bind(task.lat)
-        .bind(task.lng)
+        .bind(crate::store::nullable_f64(task.lat))
+        .bind(crate::store::nullable_f64(task.lng))
         .bind(task.radius_m)
         .bind(&task.language)
         .bind(json(&task.response))

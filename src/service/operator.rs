@@ -94,12 +94,12 @@ impl HumanPing {
         let mut tx = self.store.begin().await?;
         sqlx::query(
             "INSERT INTO workers (id, name, lat, lng, capabilities, languages, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             VALUES ($1, $2, NULLIF($3, 'NaN'), NULLIF($4, 'NaN'), $5, $6, $7)",
         )
         .bind(id.as_str())
         .bind(&name)
-        .bind(worker.lat)
-        .bind(worker.lng)
+        .bind(crate::store::nullable_f64(worker.lat))
+        .bind(crate::store::nullable_f64(worker.lng))
         .bind(capabilities.join(","))
         .bind(languages.join(","))
         .bind(now)

@@ -252,7 +252,7 @@ impl HumanPing {
         sqlx::query(
             "INSERT INTO proof_photos (assignment_id, sha256, task_id, worker_id, content_type, \
              size_bytes, exif_lat, exif_lng, exif_taken_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, 'NaN'), NULLIF($8, 'NaN'), $9, $10) \
              ON CONFLICT (assignment_id, sha256) DO NOTHING",
         )
         .bind(assignment.assignment_id.as_str())
@@ -261,8 +261,8 @@ impl HumanPing {
         .bind(worker.as_str())
         .bind(&photo.content_type)
         .bind(photo.size_bytes)
-        .bind(photo.exif_lat)
-        .bind(photo.exif_lng)
+        .bind(crate::store::nullable_f64(photo.exif_lat))
+        .bind(crate::store::nullable_f64(photo.exif_lng))
         .bind(&photo.exif_taken_at)
         .bind(self.clock.now_ms())
         .execute(self.store.pool())

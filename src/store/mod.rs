@@ -177,6 +177,14 @@ impl Store {
     }
 }
 
+/// A nullable float, as bound through sqlx's `Any` driver: pair it with `NULLIF($n, 'NaN')` in
+/// the SQL. The driver declares a `None` `f64` as a 4-byte float to PostgreSQL, and a statement
+/// first prepared that way then refuses 8-byte values; NaN keeps the declared type 8 bytes
+/// wide, and `NULLIF` turns it back into NULL (SQLite already stores a bound NaN as NULL).
+pub fn nullable_f64(value: Option<f64>) -> f64 {
+    value.filter(|v| v.is_finite()).unwrap_or(f64::NAN)
+}
+
 /// The file of a SQLite database URL (or plain path); `None` for PostgreSQL.
 pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
