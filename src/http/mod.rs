@@ -115,6 +115,13 @@ pub async fn serve(
         .context("reading the listener's address")?;
     tracing::info!(%address, "REST API listening on http://{address}");
 
+    // Replies go out at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs hold
+    // small responses back by about 40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router_with(service, policy))
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -30,8 +30,7 @@ use crate::input::MAX_WAIT_SECONDS;
 const POLL_INTERVAL_MS: u64 = 2_000;
 
 /// One session's MCP tasks; they stop when the session's last handle is dropped.
-// Limitation: MCP tasks live in the session's memory, so a new session or a restarted server
-// no longer knows their ids; the HumanPing task and its resource outlive them.
+// Limitation: MCP tasks live in session memory; a new session or a restart loses their ids.
 #[derive(Clone, Default)]
 pub(crate) struct SessionTasks(Arc<Stopper>);
 
@@ -51,10 +50,9 @@ impl SessionTasks {
     }
 }
 
-/// Whether this call becomes an MCP task: a task tool, called by a client that declared the
-/// tasks extension.
-// Limitation: `get_task` with `wait_seconds` still waits inside the call; only the seven task
-// tools become MCP tasks.
+/// Whether this call becomes an MCP task: a task tool that would wait for the human, called by
+/// a client that declared the tasks extension.
+// Limitation: only the seven task tools become MCP tasks; a waiting `get_task` still blocks.
 pub(crate) fn wanted(
     request: &CallToolRequestParams,
     context: &RequestContext<RoleServer>,
@@ -62,7 +60,15 @@ pub(crate) fn wanted(
     let task_tool = TaskKind::ALL
         .iter()
         .any(|kind| kind.tool_name() == request.name.as_ref());
+    // `wait_seconds: 0` asks for the task handle at once: an ordinary result gives it.
+    let waits = request
+        .arguments
+        .as_ref()
+        .and_then(|arguments| arguments.get("wait_seconds"))
+        .and_then(Value::as_u64)
+        != Some(0);
     task_tool
+        && waits
         && context
             .client_capabilities()
             .is_some_and(|capabilities| capabilities.supports_tasks())

@@ -4,6 +4,10 @@
 //! life of the process ([`serve_stdio`]); HTTP transports build one per session. The tools are
 //! thin: they read arguments, call [`HumanPing`], and turn its errors into tool results with
 //! `isError: true`, so an agent reads what went wrong instead of a protocol failure.
+//!
+//! Every task is also a resource, `humanping://tasks/{id}` (`resources`), that a client can
+//! read and subscribe to; clients that declare the MCP tasks extension get task tool calls as
+//! asynchronous MCP tasks (`mcp_tasks`). Stdio has its own line transport (`stdio`).
 
 mod args;
 pub mod bridge;
@@ -47,7 +51,9 @@ const INSTRUCTIONS: &str = "HumanPing sends tasks to real humans: fact checks (v
     Then `approve` the result to pay the human, or `dispute` it to get the money back; a result \
     left alone is approved automatically when its review deadline passes. `cancel_task` refunds \
     a task nobody has taken, `list_tasks` shows your tasks and `balance` your money; give an \
-    `idempotency_key` to any call you might retry, so nothing is created or charged twice.";
+    `idempotency_key` to any call you might retry, so nothing is created or charged twice. \
+    Each task is also the resource humanping://tasks/{task_id}: read it, or subscribe to it to \
+    hear when the human answers.";
 
 /// An MCP server handler acting for one agent.
 ///
@@ -64,6 +70,8 @@ pub struct HumanPingMcp {
     subscriptions: resources::Subscriptions,
     /// Task tool calls running as MCP tasks for this session.
     mcp_tasks: mcp_tasks::SessionTasks,
+    /// Turns `true` when the client is gone (stdin closed); waits stop then.
+    client_gone: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl HumanPingMcp {
@@ -75,6 +83,23 @@ impl HumanPingMcp {
             tool_router: HumanPingMcp::tool_router(),
             subscriptions: resources::Subscriptions::default(),
             mcp_tasks: mcp_tasks::SessionTasks::default(),
+            client_gone: None,
+        }
+    }
+
+    /// Stops waiting calls once `gone` turns `true`.
+    fn stopping_when(mut self, gone: tokio::sync::watch::Receiver<bool>) -> HumanPingMcp {
+        self.client_gone = Some(gone);
+        self
+    }
+
+    /// Resolves once the client is known to be gone; never for transports that cannot tell.
+    async fn client_gone(&self) {
+        match self.client_gone.clone() {
+            Some(mut gone) => {
+                let _ = gone.wait_for(|gone| *gone).await;
+            }
+            None => std::future::pending().await,
         }
     }
 
@@ -210,6 +235,7 @@ pub async fn serve_stdio(service: HumanPing, api_key: Option<String>) -> anyhow:
     let stdio = stdio::transport(tokio::io::stdin(), tokio::io::stdout());
     let pump = stdio.pump;
     let running = HumanPingMcp::new(service, agent)
+        .stopping_when(stdio.closed)
         .serve((stdio.sink, stdio.stream))
         .await
         .context("the MCP client did not complete the handshake on stdin/stdout")?;

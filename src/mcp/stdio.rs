@@ -32,6 +32,9 @@ pub(crate) struct StdioTransport {
     >,
     pub stream: mpsc::Receiver<RxJsonRpcMessage<RoleServer>>,
     pub pump: tokio::task::JoinHandle<()>,
+    /// Becomes `true` when stdin ends: calls still waiting for a human stop then, so the
+    /// process does not outlive its client.
+    pub closed: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Starts reading `input` and writing `output`.
@@ -41,8 +44,13 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (lines_out, lines_to_write) = mpsc::channel::<String>(BUFFER);
+    let lines_out_for_reader = lines_out.clone();
     let (messages_in, stream) = mpsc::channel(BUFFER);
-    let reader = tokio::spawn(read_lines(input, messages_in, lines_out.clone()));
+    let (close, closed) = tokio::sync::watch::channel(false);
+    let reader = tokio::spawn(async move {
+        read_lines(input, messages_in, lines_out_for_reader).await;
+        let _ = close.send(true);
+    });
     let writer = tokio::spawn(write_lines(output, lines_to_write));
     let pump = tokio::spawn(async move {
         let _ = reader.await;
@@ -57,6 +65,7 @@ where
         sink: lines_out.with(encode),
         stream,
         pump,
+        closed,
     }
 }
 
@@ -174,8 +183,7 @@ async fn read_bounded_line<R: AsyncRead + Unpin>(
 }
 
 /// The request id near the start of a message too large to parse, if it is there.
-// Limitation: an oversized message whose "id" comes after its params (or a params key named
-// "id" before it) gets a reply with the wrong or no id.
+// Limitation: an oversized message with "id" after its params gets a reply with a wrong/null id.
 fn sniff_id(start: &[u8]) -> Option<Value> {
     let at = start.windows(4).position(|w| w == b"\"id\"")?;
     let rest = &start[at + 4..];

@@ -436,6 +436,7 @@ impl HumanPingMcp {
             tokio::select! {
                 view = &mut waiting => return Ok(view?),
                 () = context.ct.cancelled() => return Err(ToolError::cancelled(task_id)),
+                () = self.client_gone() => return Err(ToolError::cancelled(task_id)),
                 _ = ticks.tick(), if progress_token.is_some() => {
                     let Some(token) = progress_token.clone() else { continue };
                     let waited = started.elapsed().as_secs();
