@@ -55,6 +55,11 @@ enum Command {
         /// e.g. https://humanping.example.com/mcp. Stdio is then relayed there.
         #[arg(long, env = "HUMANPING_URL")]
         server: Option<String>,
+        /// Folder where `humanping serve` stores proof photos, read when the agent reads a
+        /// photo resource. Defaults to `proofs/` beside the SQLite file (or in the data folder
+        /// with PostgreSQL).
+        #[arg(long, env = "HUMANPING_PROOF_DIR")]
+        proof_dir: Option<PathBuf>,
     },
     /// Serve the REST API for agents and workers over HTTP.
     Serve {
@@ -189,6 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Mcp {
         api_key,
         server: Some(server),
+        ..
     } = &cli.command
     {
         humanping::mcp::bridge::bridge_stdio(server, api_key.clone()).await?;
@@ -199,7 +205,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => default_database()?.display().to_string(),
     };
     if let (Command::Ledger(_), Some(file)) = (&cli.command, humanping::store::sqlite_file(&url)) {
-        anyhow::ensure!(file.exists(), "no database at {}; nothing to verify", file.display());
+        anyhow::ensure!(
+            file.exists(),
+            "no database at {}; nothing to verify",
+            file.display()
+        );
     }
     let config = Config {
         fee_bps: cli.fee_bps,
@@ -211,7 +221,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     tracing::debug!(database = %humanping::store::redact(&url), "database ready");
 
     match cli.command {
-        Command::Mcp { api_key, .. } => {
+        Command::Mcp {
+            api_key, proof_dir, ..
+        } => {
+            humanping::web::configure(humanping::web::WebOptions {
+                proof_dir,
+                secure_cookies: false,
+            });
             let sweeper = Arc::new(service.clone()).spawn_sweeper();
             let deliverer = Arc::new(service.clone()).spawn_webhook_deliverer();
             let served = humanping::mcp::serve_stdio(service, api_key).await;

@@ -941,20 +941,44 @@ async fn a_worker_gives_a_claim_back_and_the_slot_returns_to_the_pool() {
         let agent = api.agent("agent", 1_000).await;
         let first = api.worker("first").await;
         let second = api.worker("second").await;
-        let (status, task) = api.create(&agent, json!({"kind": "verify", "question": "Open?"})).await;
+        let (status, task) = api
+            .create(&agent, json!({"kind": "verify", "question": "Open?"}))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{task}");
         let id = task["task_id"].as_str().unwrap();
-        let (status, claim) = api.post_empty(&format!("/v1/worker/tasks/{id}/claim"), &first).await;
+        let (status, claim) = api
+            .post_empty(&format!("/v1/worker/tasks/{id}/claim"), &first)
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{claim}");
         let assignment = claim["assignment_id"].as_str().unwrap();
 
-        let (status, body) = api.post_empty(&format!("/v1/worker/assignments/{assignment}/release"), &second).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "another worker cannot release it: {body}");
-        let (status, released) = api.post_empty(&format!("/v1/worker/assignments/{assignment}/release"), &first).await;
+        let (status, body) = api
+            .post_empty(
+                &format!("/v1/worker/assignments/{assignment}/release"),
+                &second,
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "another worker cannot release it: {body}"
+        );
+        let (status, released) = api
+            .post_empty(
+                &format!("/v1/worker/assignments/{assignment}/release"),
+                &first,
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{released}");
         assert_eq!(released["status"], "abandoned");
-        let (status, claim) = api.post_empty(&format!("/v1/worker/tasks/{id}/claim"), &second).await;
-        assert_eq!(status, StatusCode::CREATED, "the slot is free again: {claim}");
+        let (status, claim) = api
+            .post_empty(&format!("/v1/worker/tasks/{id}/claim"), &second)
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "the slot is free again: {claim}"
+        );
         common::assert_books_balanced(&api.service).await;
     }
 }

@@ -265,7 +265,9 @@ async fn deadlines_refund_and_review_windows_approve_on_read() {
         let reviewed = svc.create_task(&agent, verify_task("5")).await.unwrap();
         let lease = svc.claim(&worker, reviewed.task_id.as_str()).await.unwrap();
         clock.advance(Duration::from_secs(60));
-        svc.submit(&worker, lease.assignment_id.as_str(), answer("Yes")).await.unwrap();
+        svc.submit(&worker, lease.assignment_id.as_str(), answer("Yes"))
+            .await
+            .unwrap();
         assert_eq!(balance(&svc, &agent).await, (1200, 800));
 
         clock.advance(Duration::from_secs(3 * 3600));
@@ -506,17 +508,32 @@ async fn a_claim_ended_by_the_tasks_deadline_is_not_held_against_the_worker() {
         let (agent, _) = common::funded_agent(&svc, "10").await;
         let (worker, _) = common::worker(&svc, "ida").await;
         let task = svc
-            .create_task(&agent, draft(json!({"kind": "verify", "question": "Open?", "deadline": "2m"})))
+            .create_task(
+                &agent,
+                draft(json!({"kind": "verify", "question": "Open?", "deadline": "2m"})),
+            )
             .await
             .unwrap();
         let lease = svc.claim(&worker, task.task_id.as_str()).await.unwrap();
         clock.advance(Duration::from_secs(3 * 60));
-        let late = svc.submit(&worker, lease.assignment_id.as_str(), answer("Yes")).await.unwrap_err();
+        let late = svc
+            .submit(&worker, lease.assignment_id.as_str(), answer("Yes"))
+            .await
+            .unwrap_err();
         assert!(late.to_string().contains("not held against you"), "{late}");
         let me = svc.worker_profile(&worker).await.unwrap();
-        assert_eq!((me.assignments.task_ended, me.assignments.lease_expired), (1, 0));
+        assert_eq!(
+            (me.assignments.task_ended, me.assignments.lease_expired),
+            (1, 0)
+        );
         assert_eq!(me.trust_score, 50, "{}", db.name);
-        assert_eq!(svc.get_task(&agent, task.task_id.as_str()).await.unwrap().status, TaskStatus::Expired);
+        assert_eq!(
+            svc.get_task(&agent, task.task_id.as_str())
+                .await
+                .unwrap()
+                .status,
+            TaskStatus::Expired
+        );
         common::assert_books_balanced(&svc).await;
     }
 }
@@ -537,7 +554,10 @@ async fn results_that_contradict_themselves_or_their_place_are_refused() {
         // The test worker has no position, so a located task is not offered to them.
         assert!(field.is_ok());
         let yes_no = svc
-            .create_task(&agent, draft(json!({"kind": "verify", "question": "Open?", "response": "yes_no"})))
+            .create_task(
+                &agent,
+                draft(json!({"kind": "verify", "question": "Open?", "response": "yes_no"})),
+            )
             .await
             .unwrap();
         let lease = svc.claim(&worker, yes_no.task_id.as_str()).await.unwrap();
@@ -564,17 +584,32 @@ async fn results_that_contradict_themselves_or_their_place_are_refused() {
         };
         let link = svc.submit(&worker, id, script).await.unwrap_err();
         assert!(link.to_string().contains("http(s)"), "{link}");
-        let agreeing = SubmissionInput { answer: Some("Yes".into()), structured: Some(json!(true)), notes: None, proof: None };
+        let agreeing = SubmissionInput {
+            answer: Some("Yes".into()),
+            structured: Some(json!(true)),
+            notes: None,
+            proof: None,
+        };
         svc.submit(&worker, id, agreeing).await.unwrap();
 
         let number = svc
-            .create_task(&agent, draft(json!({"kind": "verify", "question": "Price?", "response": {"type": "number"}})))
+            .create_task(
+                &agent,
+                draft(
+                    json!({"kind": "verify", "question": "Price?", "response": {"type": "number"}}),
+                ),
+            )
             .await
             .unwrap();
         let lease = svc.claim(&worker, number.task_id.as_str()).await.unwrap();
-        let comma = svc.submit(&worker, lease.assignment_id.as_str(), answer("1,5")).await.unwrap_err();
+        let comma = svc
+            .submit(&worker, lease.assignment_id.as_str(), answer("1,5"))
+            .await
+            .unwrap_err();
         assert!(comma.to_string().contains("dot for decimals"), "{comma}");
-        svc.submit(&worker, lease.assignment_id.as_str(), answer("1.5")).await.unwrap();
+        svc.submit(&worker, lease.assignment_id.as_str(), answer("1.5"))
+            .await
+            .unwrap();
         common::assert_books_balanced(&svc).await;
     }
 }
@@ -597,8 +632,10 @@ async fn a_position_far_from_the_task_is_refused_and_a_near_one_recorded() {
         let task = svc
             .create_task(
                 &agent,
-                draft(json!({"kind": "field", "mission": "Photograph the door", "proof": ["gps"],
-                    "location": {"lat": 45.5088, "lng": -73.5540, "radius_m": 200}})),
+                draft(
+                    json!({"kind": "field", "mission": "Photograph the door", "proof": ["gps"],
+                    "location": {"lat": 45.5088, "lng": -73.5540, "radius_m": 200}}),
+                ),
             )
             .await
             .unwrap();
@@ -615,11 +652,18 @@ async fn a_position_far_from_the_task_is_refused_and_a_near_one_recorded() {
                 photo_urls: None,
             }),
         };
-        let tokyo = svc.submit(&worker, lease.assignment_id.as_str(), at(35.68, 139.69)).await.unwrap_err();
+        let tokyo = svc
+            .submit(&worker, lease.assignment_id.as_str(), at(35.68, 139.69))
+            .await
+            .unwrap_err();
         assert!(tokyo.to_string().contains("radius"), "{tokyo}");
-        svc.submit(&worker, lease.assignment_id.as_str(), at(45.5089, -73.5542)).await.unwrap();
+        svc.submit(&worker, lease.assignment_id.as_str(), at(45.5089, -73.5542))
+            .await
+            .unwrap();
         let view = svc.get_task(&agent, task.task_id.as_str()).await.unwrap();
-        let distance = view.results[0].proof.as_ref().unwrap()["distance_m"].as_i64().unwrap();
+        let distance = view.results[0].proof.as_ref().unwrap()["distance_m"]
+            .as_i64()
+            .unwrap();
         assert!(distance < 50, "{distance}");
         common::assert_books_balanced(&svc).await;
     }
@@ -636,7 +680,13 @@ async fn trust_tiers_open_bigger_budgets_as_approvals_come_in() {
         let me = svc.worker_profile(&worker).await.unwrap();
         assert_eq!((me.trust_score, me.tier.name.as_str()), (50, "trusted"));
         assert_eq!(me.next_tier.as_ref().map(|t| t.points_needed), Some(15));
-        assert!(!svc.offers(&worker).await.unwrap().iter().any(|o| o.task_id == big.task_id));
+        assert!(
+            !svc.offers(&worker)
+                .await
+                .unwrap()
+                .iter()
+                .any(|o| o.task_id == big.task_id)
+        );
         let refused = svc.claim(&worker, big.task_id.as_str()).await.unwrap_err();
         assert!(matches!(refused, ServiceError::Forbidden(_)), "{refused}");
         assert!(refused.to_string().contains("tier"), "{refused}");
@@ -645,12 +695,27 @@ async fn trust_tiers_open_bigger_budgets_as_approvals_come_in() {
             let small = svc.create_task(&agent, verify_task("5")).await.unwrap();
             let lease = svc.claim(&worker, small.task_id.as_str()).await.unwrap();
             clock.advance(Duration::from_secs(60));
-            svc.submit(&worker, lease.assignment_id.as_str(), answer("Yes")).await.unwrap();
-            svc.approve(&agent, small.task_id.as_str(), None).await.unwrap();
+            svc.submit(&worker, lease.assignment_id.as_str(), answer("Yes"))
+                .await
+                .unwrap();
+            svc.approve(&agent, small.task_id.as_str(), None)
+                .await
+                .unwrap();
         }
         let me = svc.worker_profile(&worker).await.unwrap();
-        assert_eq!((me.trust_score, me.tier.name.as_str()), (66, "proven"), "{}", db.name);
-        assert!(svc.offers(&worker).await.unwrap().iter().any(|o| o.task_id == big.task_id));
+        assert_eq!(
+            (me.trust_score, me.tier.name.as_str()),
+            (66, "proven"),
+            "{}",
+            db.name
+        );
+        assert!(
+            svc.offers(&worker)
+                .await
+                .unwrap()
+                .iter()
+                .any(|o| o.task_id == big.task_id)
+        );
         svc.claim(&worker, big.task_id.as_str()).await.unwrap();
         common::assert_books_balanced(&svc).await;
     }
@@ -668,17 +733,25 @@ async fn a_result_sent_too_fast_is_flagged_shown_and_not_approved_automatically(
         let rushed = svc.create_task(&agent, verify_task("5")).await.unwrap();
         let lease = svc.claim(&hasty, rushed.task_id.as_str()).await.unwrap();
         clock.advance(Duration::from_secs(3));
-        svc.submit(&hasty, lease.assignment_id.as_str(), answer("Yes")).await.unwrap();
+        svc.submit(&hasty, lease.assignment_id.as_str(), answer("Yes"))
+            .await
+            .unwrap();
 
         let calm = svc.create_task(&agent, verify_task("5")).await.unwrap();
         let lease = svc.claim(&careful, calm.task_id.as_str()).await.unwrap();
         clock.advance(Duration::from_secs(5 * 60));
-        svc.submit(&careful, lease.assignment_id.as_str(), answer("Yes")).await.unwrap();
+        svc.submit(&careful, lease.assignment_id.as_str(), answer("Yes"))
+            .await
+            .unwrap();
 
         let flagged = svc.get_task(&agent, rushed.task_id.as_str()).await.unwrap();
         assert_eq!(flagged.results[0].flags.len(), 1, "{}", db.name);
         assert_eq!(flagged.results[0].flags[0].rule, "too_fast");
-        assert!(flagged.results[0].flags[0].detail.contains("3 s"), "{:?}", flagged.results[0].flags);
+        assert!(
+            flagged.results[0].flags[0].detail.contains("3 s"),
+            "{:?}",
+            flagged.results[0].flags
+        );
         let clean = svc.get_task(&agent, calm.task_id.as_str()).await.unwrap();
         assert!(clean.results[0].flags.is_empty());
         assert!(svc.worker_profile(&hasty).await.unwrap().trust_score <= 30);
@@ -687,9 +760,22 @@ async fn a_result_sent_too_fast_is_flagged_shown_and_not_approved_automatically(
         clock.advance(Duration::from_secs(73 * 3600));
         svc.sweep().await.unwrap();
         let waiting = svc.get_task(&agent, rushed.task_id.as_str()).await.unwrap();
-        assert_eq!(waiting.status, TaskStatus::Completed, "a flagged result waits for the agent");
-        assert_eq!(svc.get_task(&agent, calm.task_id.as_str()).await.unwrap().status, TaskStatus::Approved);
-        let approved = svc.approve(&agent, rushed.task_id.as_str(), None).await.unwrap();
+        assert_eq!(
+            waiting.status,
+            TaskStatus::Completed,
+            "a flagged result waits for the agent"
+        );
+        assert_eq!(
+            svc.get_task(&agent, calm.task_id.as_str())
+                .await
+                .unwrap()
+                .status,
+            TaskStatus::Approved
+        );
+        let approved = svc
+            .approve(&agent, rushed.task_id.as_str(), None)
+            .await
+            .unwrap();
         assert_eq!(approved.status, TaskStatus::Approved);
         common::assert_books_balanced(&svc).await;
     }
@@ -722,12 +808,17 @@ async fn a_photo_sent_for_two_tasks_is_flagged_the_second_time() {
         let mut seen = Vec::new();
         for _ in 0..2 {
             let plain = svc
-                .create_task(&agent, draft(json!({"kind": "verify", "question": "Door colour?",
-                    "location": {"lat": 45.5088, "lng": -73.5540, "radius_m": 200}})))
+                .create_task(
+                    &agent,
+                    draft(json!({"kind": "verify", "question": "Door colour?",
+                    "location": {"lat": 45.5088, "lng": -73.5540, "radius_m": 200}})),
+                )
                 .await
                 .unwrap();
             let lease = svc.claim(&worker, plain.task_id.as_str()).await.unwrap();
-            svc.record_proof_photo(&worker, &lease, &photo).await.unwrap();
+            svc.record_proof_photo(&worker, &lease, &photo)
+                .await
+                .unwrap();
             clock.advance(Duration::from_secs(120));
             let link = format!("/v1/tasks/{}/proofs/{}", plain.task_id, photo.sha256);
             let input = SubmissionInput {
@@ -742,15 +833,26 @@ async fn a_photo_sent_for_two_tasks_is_flagged_the_second_time() {
                     photo_urls: Some(vec![link]),
                 }),
             };
-            svc.submit(&worker, lease.assignment_id.as_str(), input).await.unwrap();
+            svc.submit(&worker, lease.assignment_id.as_str(), input)
+                .await
+                .unwrap();
             let view = svc.get_task(&agent, plain.task_id.as_str()).await.unwrap();
-            let mut rules: Vec<_> = view.results[0].flags.iter().map(|f| f.rule.clone()).collect();
+            let mut rules: Vec<_> = view.results[0]
+                .flags
+                .iter()
+                .map(|f| f.rule.clone())
+                .collect();
             rules.sort();
             seen.push(rules);
         }
         // The camera says Tokyo in 2001: far from the task, long before it.
         assert_eq!(seen[0], ["photo_far", "photo_time"], "{}", db.name);
-        assert_eq!(seen[1], ["photo_far", "photo_reused", "photo_time"], "{}", db.name);
+        assert_eq!(
+            seen[1],
+            ["photo_far", "photo_reused", "photo_time"],
+            "{}",
+            db.name
+        );
         common::assert_books_balanced(&svc).await;
     }
 }

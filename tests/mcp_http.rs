@@ -178,7 +178,7 @@ async fn every_protocol_version_initializes_and_lists_the_thirteen_tools() {
         let tools = server
             .request(&key, &session, version, "tools/list", json!({}))
             .await;
-        assert_eq!(tool_names(&tools).len(), 13, "{version}: {tools}");
+        assert_eq!(tool_names(&tools).len(), 15, "{version}: {tools}");
         assert!(tool_names(&tools).contains(&"verify".to_owned()));
     }
 }
@@ -415,7 +415,7 @@ async fn huge_and_malformed_messages_are_refused_and_the_server_goes_on() {
     let tools = server
         .request(&key, &session, "2025-06-18", "tools/list", json!({}))
         .await;
-    assert_eq!(tool_names(&tools).len(), 13);
+    assert_eq!(tool_names(&tools).len(), 15);
     let balance = server
         .request(
             &key,
@@ -603,7 +603,7 @@ async fn the_stateless_revision_lists_tools_and_acts_for_the_key_without_a_sessi
     assert_eq!(listed.status(), StatusCode::OK);
     assert!(listed.headers().get("mcp-session-id").is_none());
     let listed = reply_of(listed).await;
-    assert_eq!(tool_names(&listed).len(), 13, "{listed}");
+    assert_eq!(tool_names(&listed).len(), 15, "{listed}");
 
     let balance = send(
         2,

@@ -43,7 +43,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -64,11 +67,15 @@ async fn main() -> anyhow::Result<()> {
         Some(url) => url.clone(),
         None => format!("sqlite://{}", scratch.join("bench.db").display()),
     };
-    let service = HumanPing::open(&url, Config::default()).await.context("opening the database")?;
+    let service = HumanPing::open(&url, Config::default())
+        .await
+        .context("opening the database")?;
 
     let seeding = Instant::now();
     let (agent, _) = service.create_agent("feed-bench").await?;
-    service.credit(agent.as_str(), Cents::new(100_000_000)).await?;
+    service
+        .credit(agent.as_str(), Cents::new(100_000_000))
+        .await?;
     let per_client = args.tasks.div_ceil(args.clients.max(1));
     let mut seeders = Vec::new();
     for client in 0..args.clients {
@@ -118,12 +125,18 @@ async fn main() -> anyhow::Result<()> {
     }
     latencies.sort();
     let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
-    println!("backend: {}", format!("{:?}", service.store().backend()).to_lowercase());
+    println!(
+        "backend: {}",
+        format!("{:?}", service.store().backend()).to_lowercase()
+    );
     println!("open_tasks: {}", per_client * args.clients);
     println!("workers: {}", args.workers);
     println!("seeding_s: {:.1}", seeded.as_secs_f64());
     println!("feeds_timed: {}", latencies.len());
-    println!("mean_offers_per_feed: {:.1}", offered as f64 / latencies.len() as f64);
+    println!(
+        "mean_offers_per_feed: {:.1}",
+        offered as f64 / latencies.len() as f64
+    );
     println!("feed_p50_ms: {:.2}", ms(pick(0.50)));
     println!("feed_p99_ms: {:.2}", ms(pick(0.99)));
     service.store().close().await;

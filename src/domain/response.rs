@@ -209,7 +209,10 @@ fn read_number(text: &str) -> Option<f64> {
     }
     let plain = format!("{sign}{}.{fraction}", whole.replace(',', ""));
     let plain = plain.trim_end_matches('.');
-    let digits_only = plain.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let digits_only = plain
+        .trim_start_matches('-')
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b'.');
     if !digits_only || plain.trim_start_matches('-').is_empty() {
         return None;
     }
@@ -278,7 +281,18 @@ mod tests {
         assert_eq!(number.read_answer("-12"), Ok(json!(-12.0)));
         assert_eq!(number.read_answer("0.25"), Ok(json!(0.25)));
         assert_eq!(number.read_answer("1,000,000"), Ok(json!(1_000_000.0)));
-        for ambiguous in ["1,5", "3,14", "1.000,50", "12,34,567", "NaN", "inf", "1e5", "", "-", "."] {
+        for ambiguous in [
+            "1,5",
+            "3,14",
+            "1.000,50",
+            "12,34,567",
+            "NaN",
+            "inf",
+            "1e5",
+            "",
+            "-",
+            ".",
+        ] {
             assert!(number.read_answer(ambiguous).is_err(), "{ambiguous}");
         }
     }

@@ -62,7 +62,11 @@ const FRAUD_CAP_STEP: i64 = 5;
 pub fn score(record: &Record) -> i64 {
     let (mut good, mut bad) = (0.0, 0.0);
     for event in &record.events {
-        let age = if event.age_days.is_finite() { event.age_days.max(0.0) } else { 0.0 };
+        let age = if event.age_days.is_finite() {
+            event.age_days.max(0.0)
+        } else {
+            0.0
+        };
         let weight = 0.5f64.powf(age / HALF_LIFE_DAYS);
         let (g, b) = event.outcome.weights();
         good += weight * g;
@@ -88,10 +92,26 @@ pub struct Tier {
 
 /// The default tiers, lowest first: a new worker (50) may take tasks up to $25.
 pub const DEFAULT_TIERS: [Tier; 4] = [
-    Tier { name: "starter", min_score: 0, max_budget_cents: 1_000 },
-    Tier { name: "trusted", min_score: 45, max_budget_cents: 2_500 },
-    Tier { name: "proven", min_score: 65, max_budget_cents: 10_000 },
-    Tier { name: "expert", min_score: 80, max_budget_cents: 1_000_000 },
+    Tier {
+        name: "starter",
+        min_score: 0,
+        max_budget_cents: 1_000,
+    },
+    Tier {
+        name: "trusted",
+        min_score: 45,
+        max_budget_cents: 2_500,
+    },
+    Tier {
+        name: "proven",
+        min_score: 65,
+        max_budget_cents: 10_000,
+    },
+    Tier {
+        name: "expert",
+        min_score: 80,
+        max_budget_cents: 1_000_000,
+    },
 ];
 
 /// The highest tier a score reaches, and the next one up if any.
@@ -116,7 +136,10 @@ mod tests {
 
     fn record(outcomes: &[(Outcome, f64)], fraud_flags: u32) -> Record {
         Record {
-            events: outcomes.iter().map(|&(outcome, age_days)| Event { outcome, age_days }).collect(),
+            events: outcomes
+                .iter()
+                .map(|&(outcome, age_days)| Event { outcome, age_days })
+                .collect(),
             fraud_flags,
         }
     }
@@ -139,7 +162,10 @@ mod tests {
     fn tiers_follow_the_score() {
         assert_eq!(tier_for(&DEFAULT_TIERS, 0).0.name, "starter");
         assert_eq!(tier_for(&DEFAULT_TIERS, 50).0.name, "trusted");
-        assert_eq!(tier_for(&DEFAULT_TIERS, 50).1.map(|t| t.name), Some("proven"));
+        assert_eq!(
+            tier_for(&DEFAULT_TIERS, 50).1.map(|t| t.name),
+            Some("proven")
+        );
         assert_eq!(tier_for(&DEFAULT_TIERS, 100).1, None);
     }
 
@@ -155,12 +181,17 @@ mod tests {
     }
 
     fn history() -> impl Strategy<Value = Record> {
-        (prop::collection::vec((outcome(), 0.0..2_000.0f64), 0..60), 0..4u32).prop_map(|(events, flags)| {
-            Record {
-                events: events.into_iter().map(|(outcome, age_days)| Event { outcome, age_days }).collect(),
+        (
+            prop::collection::vec((outcome(), 0.0..2_000.0f64), 0..60),
+            0..4u32,
+        )
+            .prop_map(|(events, flags)| Record {
+                events: events
+                    .into_iter()
+                    .map(|(outcome, age_days)| Event { outcome, age_days })
+                    .collect(),
                 fraud_flags: flags,
-            }
-        })
+            })
     }
 
     proptest! {

@@ -41,7 +41,9 @@ impl FromRequestParts<HumanPing> for Worker {
 /// The key the request carries. Two different keys (two `Authorization` headers, or an
 /// `Authorization` and an `X-API-Key` that disagree) are refused rather than one picked.
 fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
-    if headers.get_all(AUTHORIZATION).iter().count() > 1 || headers.get_all("x-api-key").iter().count() > 1 {
+    if headers.get_all(AUTHORIZATION).iter().count() > 1
+        || headers.get_all("x-api-key").iter().count() > 1
+    {
         return Err(ApiError::invalid("send one API key, in one header"));
     }
     let bearer = bearer_key(headers)?;
@@ -111,14 +113,20 @@ mod tests {
 
     #[test]
     fn two_different_keys_are_refused() {
-        let both = headers(&[("authorization", "Bearer hp_test_a"), ("x-api-key", "hp_test_b")]);
+        let both = headers(&[
+            ("authorization", "Bearer hp_test_a"),
+            ("x-api-key", "hp_test_b"),
+        ]);
         assert!(presented_key(&both).is_err());
-        let same = headers(&[("authorization", "Bearer hp_test_a"), ("x-api-key", "hp_test_a")]);
+        let same = headers(&[
+            ("authorization", "Bearer hp_test_a"),
+            ("x-api-key", "hp_test_a"),
+        ]);
         assert_eq!(presented_key(&same).ok(), Some("hp_test_a"));
     }
 
     #[test]
-        fn missing_or_malformed_keys_are_refused() {
+    fn missing_or_malformed_keys_are_refused() {
         assert!(presented_key(&HeaderMap::new()).is_err());
         assert!(presented_key(&headers(&[("authorization", "Basic dXNlcjpwYXNz")])).is_err());
         assert!(presented_key(&headers(&[("authorization", "Bearer")])).is_err());

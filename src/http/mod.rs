@@ -68,7 +68,10 @@ pub fn router_with(service: HumanPing, policy: NetworkPolicy) -> Router {
         .route("/v1/tasks/{id}/cancel", post(agent::cancel))
         .route("/v1/balance", get(agent::balance))
         .route("/v1/blocks", post(agent::block_worker))
-        .route("/v1/blocks/{worker_id}", axum::routing::delete(agent::unblock_worker))
+        .route(
+            "/v1/blocks/{worker_id}",
+            axum::routing::delete(agent::unblock_worker),
+        )
         .route("/v1/worker/tasks", get(worker::offers))
         .route("/v1/worker/tasks/{id}/claim", post(worker::claim))
         .route("/v1/worker/assignments", get(worker::assignments))

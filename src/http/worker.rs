@@ -62,10 +62,12 @@ pub(crate) async fn release(
     ApiPath(assignment_id): ApiPath<String>,
 ) -> ApiResult<Json<AssignmentView>> {
     service.release_assignment(&worker, &assignment_id).await?;
-    let released = service.assignments(&worker).await?.into_iter().find(|a| a.assignment_id.as_str() == assignment_id);
-    let released = released.ok_or_else(|| {
-        not_yours(&assignment_id)
-    })?;
+    let released = service
+        .assignments(&worker)
+        .await?
+        .into_iter()
+        .find(|a| a.assignment_id.as_str() == assignment_id);
+    let released = released.ok_or_else(|| not_yours(&assignment_id))?;
     Ok(Json(released))
 }
 

@@ -76,6 +76,14 @@ pub(crate) struct ListTasksArgs {
     pub before: Option<String>,
 }
 
+/// Arguments of `block_worker` and `unblock_worker`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WorkerArgs {
+    /// The worker's id (e.g. "wkr_…"), as shown in a task's results (`worker_id`).
+    pub worker_id: String,
+}
+
 /// The default and the bounds of `list_tasks`'s `limit`.
 pub(crate) const DEFAULT_LIST_LIMIT: u32 = 20;
 pub(crate) const MAX_LIST_LIMIT: u32 = 100;

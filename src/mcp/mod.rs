@@ -52,6 +52,8 @@ const INSTRUCTIONS: &str = "HumanPing sends tasks to real humans: fact checks (v
     left alone is approved automatically when its review deadline passes. `cancel_task` refunds \
     a task nobody has taken, `list_tasks` shows your tasks and `balance` your money; give an \
     `idempotency_key` to any call you might retry, so nothing is created or charged twice. \
+    `block_worker` keeps a worker whose work you distrust off your tasks (`unblock_worker` undoes \
+    it). \
     Each task is also the resource humanping://tasks/{task_id}: read it, or subscribe to it to \
     hear when the human answers.";
 

@@ -1,5 +1,7 @@
 //! Tasks as MCP resources: every task of the agent is `humanping://tasks/{id}`, a JSON
-//! document of its latest state that a client can list, read and subscribe to.
+//! document of its latest state that a client can list, read and subscribe to. Every photo sent
+//! as proof is `humanping://tasks/{id}/proofs/{sha256}`, read as a base64 blob with its image
+//! type, by the task's agent only.
 //!
 //! A task outlives the tool call that created it, so the resource is the durable handle: a
 //! client that gave up waiting subscribes and hears `notifications/resources/updated` when the
@@ -10,6 +12,7 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, Weak};
 
+use base64::Engine as _;
 use rmcp::model::{
     CallToolResult, ContentBlock, ErrorData as McpError, ListResourceTemplatesResult,
     ListResourcesResult, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
@@ -28,6 +31,8 @@ use crate::service::{HumanPing, ServiceError};
 const TASK_URI_PREFIX: &str = "humanping://tasks/";
 /// The template clients fill in to name a task.
 const TASK_URI_TEMPLATE: &str = "humanping://tasks/{task_id}";
+/// The template naming one proof photo of a task.
+const PHOTO_URI_TEMPLATE: &str = "humanping://tasks/{task_id}/proofs/{sha256}";
 /// What a task resource holds.
 const JSON_MIME: &str = "application/json";
 /// How many tasks one `resources/list` page holds.
@@ -37,6 +42,39 @@ const LIST_PAGE: u32 = 50;
 pub(crate) fn task_id_of(uri: &str) -> Option<&str> {
     uri.strip_prefix(TASK_URI_PREFIX)
         .filter(|id| !id.is_empty() && !id.contains(['/', '?', '#']))
+}
+
+/// The resource URI of a proof photo of a task.
+pub(crate) fn photo_uri(task_id: &str, sha256: &str) -> String {
+    format!("{TASK_URI_PREFIX}{task_id}/proofs/{sha256}")
+}
+
+/// The task id and SHA-256 a proof photo URI names, if it names one.
+pub(crate) fn photo_of(uri: &str) -> Option<(&str, &str)> {
+    let (task, sha256) = uri.strip_prefix(TASK_URI_PREFIX)?.split_once("/proofs/")?;
+    let well_formed = sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    (!task.is_empty() && !task.contains(['/', '?', '#']) && well_formed).then_some((task, sha256))
+}
+
+/// The resources linking each proof photo of a task, as tool results carry them.
+fn photo_resources(view: &TaskView) -> impl Iterator<Item = Resource> + '_ {
+    view.results.iter().flat_map(move |result| {
+        result.photos.iter().map(move |photo| {
+            Resource::new(
+                photo_uri(view.task_id.as_str(), &photo.sha256),
+                &photo.sha256,
+            )
+            .with_title(format!("Proof photo of task {}", view.task_id))
+            .with_description(format!(
+                "A photo the human sent as proof ({} bytes)",
+                photo.size_bytes
+            ))
+            .with_mime_type(photo.content_type.clone())
+        })
+    })
 }
 
 /// The resource describing a task, as listed and as linked from tool results.
@@ -59,7 +97,7 @@ fn task_json(view: &TaskView) -> Result<String, McpError> {
 }
 
 /// A task tool's result: the task as structured content and JSON text, plus a link to its
-/// resource so the client can read or subscribe to it later.
+/// resource so the client can read or subscribe to it later, and a link to each proof photo.
 pub(crate) struct TaskResult(pub TaskView);
 
 impl IntoCallToolResult for TaskResult {
@@ -71,6 +109,9 @@ impl IntoCallToolResult for TaskResult {
         result
             .content
             .push(ContentBlock::resource_link(task_resource(&self.0)));
+        result
+            .content
+            .extend(photo_resources(&self.0).map(ContentBlock::resource_link));
         Ok(result.into())
     }
 }
@@ -115,26 +156,83 @@ pub(crate) async fn list(
     Ok(result)
 }
 
-/// `resources/templates/list`: the one template, naming a task by id.
+/// `resources/templates/list`: a task by id, and a proof photo of a task by its SHA-256.
 pub(crate) fn templates() -> ListResourceTemplatesResult {
-    let template = ResourceTemplate::new(TASK_URI_TEMPLATE, "task")
+    let task = ResourceTemplate::new(TASK_URI_TEMPLATE, "task")
         .with_title("A HumanPing task")
         .with_description(
             "The latest state of one of your tasks, with the human's answer once it is in",
         )
         .with_mime_type(JSON_MIME);
-    ListResourceTemplatesResult::with_all_items(vec![template])
+    let photo = ResourceTemplate::new(PHOTO_URI_TEMPLATE, "proof_photo")
+        .with_title("A proof photo")
+        .with_description(
+            "A photo the human sent as proof for one of your tasks (JPEG, PNG or WebP, as a \
+             base64 blob); its link is in the task's results",
+        );
+    ListResourceTemplatesResult::with_all_items(vec![task, photo])
 }
 
-/// `resources/read`: the task as JSON.
+/// `resources/read`: the task as JSON, or a proof photo as a base64 blob.
 pub(crate) async fn read(
     service: &HumanPing,
     agent: &AgentId,
     uri: &str,
 ) -> Result<ReadResourceResult, McpError> {
+    if let Some((task_id, sha256)) = photo_of(uri) {
+        return read_photo(service, agent, uri, task_id, sha256).await;
+    }
     let id = task_id_or_error(uri)?;
     let view = service.get_task(agent, id).await.map_err(protocol_error)?;
     let contents = ResourceContents::text(task_json(&view)?, uri).with_mime_type(JSON_MIME);
+    Ok(ReadResourceResult::new(vec![contents]))
+}
+
+/// A proof photo of one of the agent's tasks, read from the proof folder. Another agent's task,
+/// or an unknown one, gets the same not-found error as reading an unknown task.
+async fn read_photo(
+    service: &HumanPing,
+    agent: &AgentId,
+    uri: &str,
+    task_id: &str,
+    sha256: &str,
+) -> Result<ReadResourceResult, McpError> {
+    let photo = service
+        .proof_photo_for_agent(agent, task_id, sha256)
+        .await
+        .map_err(protocol_error)?;
+    let Some(photo) = photo else {
+        // Not the agent's task (or no such task): exactly what reading that task answers.
+        service
+            .get_task(agent, task_id)
+            .await
+            .map_err(protocol_error)?;
+        return Err(McpError::resource_not_found(
+            format!("task {task_id:?} has no proof photo {sha256}"),
+            None,
+        ));
+    };
+    let path = crate::web::WebSettings::for_service(service)
+        .proof_dir
+        .join(&photo.sha256);
+    let bytes = match tokio::task::spawn_blocking(move || std::fs::read(path)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(error)) => {
+            tracing::error!(%error, sha256, "a proof photo is recorded but its file is unreadable");
+            return Err(McpError::resource_not_found(
+                format!("the file of proof photo {sha256} is missing on the server"),
+                None,
+            ));
+        }
+        Err(error) => {
+            return Err(McpError::internal_error(
+                format!("could not read the photo: {error}"),
+                None,
+            ));
+        }
+    };
+    let blob = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let contents = ResourceContents::blob(blob, uri).with_mime_type(photo.content_type);
     Ok(ReadResourceResult::new(vec![contents]))
 }
 
@@ -344,5 +442,20 @@ mod tests {
         assert_eq!(task_id_of("humanping://tasks/"), None);
         assert_eq!(task_id_of("humanping://tasks/a/b"), None);
         assert_eq!(task_id_of("file:///etc/passwd"), None);
+    }
+
+    #[test]
+    fn photo_uris_name_a_task_and_a_hash() {
+        let sha = "ab".repeat(32);
+        let uri = photo_uri("task_1", &sha);
+        assert_eq!(photo_of(&uri), Some(("task_1", sha.as_str())));
+        assert_eq!(task_id_of(&uri), None);
+        assert_eq!(photo_of("humanping://tasks/task_1/proofs/abc"), None);
+        assert_eq!(photo_of(&format!("humanping://tasks//proofs/{sha}")), None);
+        assert_eq!(
+            photo_of(&format!("humanping://tasks/a/b/proofs/{sha}")),
+            None
+        );
+        assert_eq!(photo_of(&photo_uri("task_1", &"AB".repeat(32))), None);
     }
 }

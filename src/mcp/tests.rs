@@ -26,13 +26,15 @@ const TASK_TOOLS: [&str; 7] = [
     "vibe",
     "reality_check",
 ];
-const FOLLOW_UP_TOOLS: [&str; 6] = [
+const FOLLOW_UP_TOOLS: [&str; 8] = [
     "get_task",
     "approve",
     "dispute",
     "cancel_task",
     "list_tasks",
     "balance",
+    "block_worker",
+    "unblock_worker",
 ];
 
 fn tools() -> Vec<Tool> {
@@ -47,7 +49,7 @@ fn tool(name: &str) -> Tool {
 }
 
 #[test]
-fn the_server_offers_exactly_the_thirteen_tools() {
+fn the_server_offers_exactly_the_fifteen_tools() {
     let mut names: Vec<String> = tools().iter().map(|t| t.name.to_string()).collect();
     names.sort();
     let mut expected: Vec<&str> = TASK_TOOLS.iter().chain(&FOLLOW_UP_TOOLS).copied().collect();
@@ -355,7 +357,7 @@ async fn the_server_introduces_itself() {
     assert!(init["instructions"].as_str().unwrap().contains("get_task"));
     let listed = wire.request("tools/list", json!({})).await;
     let listed = listed["result"]["tools"].as_array().unwrap().clone();
-    assert_eq!(listed.len(), 13);
+    assert_eq!(listed.len(), 15);
     for tool in listed {
         assert!(tool["inputSchema"].is_object(), "{}", tool["name"]);
         assert!(tool["outputSchema"].is_object(), "{}", tool["name"]);
@@ -619,6 +621,59 @@ async fn a_long_wait_sends_progress_and_returns_a_handle() {
     );
     assert_eq!(progress[0]["params"]["progressToken"], "vibe-1");
     assert_eq!(progress[0]["params"]["total"], 6.0);
+}
+
+#[tokio::test]
+async fn a_claim_during_the_wait_is_announced_as_progress() {
+    let db = TestDb::new().await;
+    let (agent, _) = db.funded_agent().await;
+    let (worker, _) = db
+        .service
+        .create_worker(NewWorker {
+            name: "cy".into(),
+            lat: None,
+            lng: None,
+            capabilities: Vec::new(),
+            languages: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let (mut wire, _) = Wire::connect(db.server(Ok(agent.clone()))).await;
+    let service = db.service.clone();
+    let claimer = tokio::spawn(async move {
+        // Claim the agent's task as soon as it exists.
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let page = service.list_tasks(&agent, None, 1, None).await.unwrap();
+            if let Some(task) = page.tasks.first() {
+                service.claim(&worker, task.task_id.as_str()).await.unwrap();
+                return;
+            }
+        }
+        panic!("the task never appeared");
+    });
+    let params = json!({
+        "name": "gut_check",
+        "arguments": {"question": "Fine?", "wait_seconds": 3},
+        "_meta": {"progressToken": "gut-1"}
+    });
+    let response = wire.request("tools/call", params).await;
+    claimer.await.unwrap();
+    assert_eq!(
+        response["result"]["structuredContent"]["status"],
+        "in_progress"
+    );
+    let claimed = wire.notifications.iter().any(|n| {
+        n["method"] == "notifications/progress"
+            && n["params"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("claimed"))
+    });
+    assert!(
+        claimed,
+        "no progress for the claim: {:?}",
+        wire.notifications
+    );
 }
 
 /// Reads the next message the server sends, whatever it is.
@@ -890,4 +945,159 @@ mod mcp_tasks_extension {
         assert_eq!(page.tasks[0].status.as_str(), "open");
         client.cancel().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn proof_photos_are_resources_only_the_tasks_agent_can_read() {
+    use base64::Engine as _;
+
+    let db = TestDb::new().await;
+    let (agent, _) = db.funded_agent().await;
+    let (other, _) = db.funded_agent().await;
+    let (mut wire, _) = Wire::connect(db.server(Ok(agent))).await;
+    let (mut stranger, _) = Wire::connect(db.server(Ok(other))).await;
+
+    let templates = wire.request("resources/templates/list", json!({})).await;
+    let templates: Vec<&str> = templates["result"]["resourceTemplates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["uriTemplate"].as_str().unwrap())
+        .collect();
+    assert!(
+        templates.contains(&"humanping://tasks/{task_id}/proofs/{sha256}"),
+        "{templates:?}"
+    );
+
+    let task = wire
+        .ok(
+            "verify",
+            json!({"question": "Is the sign still up?", "wait_seconds": 0}),
+        )
+        .await;
+    let task_id = task["task_id"].as_str().unwrap().to_owned();
+    let worker = NewWorker {
+        name: "ana".into(),
+        lat: None,
+        lng: None,
+        capabilities: Vec::new(),
+        languages: Vec::new(),
+    };
+    let (worker, _) = db.service.create_worker(worker).await.unwrap();
+    let assignment = db.service.claim(&worker, &task_id).await.unwrap();
+    // A PNG signature and random bytes: a file no other test writes.
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend(random_token(32).into_bytes());
+    let folder = crate::web::WebSettings::for_service(&db.service).proof_dir;
+    let photo = crate::web::photos::store(&folder, bytes.clone())
+        .await
+        .unwrap();
+    db.service
+        .record_proof_photo(&worker, &assignment, &photo)
+        .await
+        .unwrap();
+    let answer = SubmissionInput {
+        answer: Some("Yes".into()),
+        structured: None,
+        notes: None,
+        proof: Some(crate::service::ProofInput {
+            text: None,
+            lat: None,
+            lng: None,
+            accuracy_m: None,
+            photo_urls: Some(vec![format!("/v1/tasks/{task_id}/proofs/{}", photo.sha256)]),
+        }),
+    };
+    db.service
+        .submit(&worker, assignment.assignment_id.as_str(), answer)
+        .await
+        .unwrap();
+
+    let result = wire
+        .call("get_task", json!({"task_id": task_id, "wait_seconds": 5}))
+        .await;
+    let uri = format!("humanping://tasks/{task_id}/proofs/{}", photo.sha256);
+    let link = result["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "resource_link" && c["uri"] == json!(uri))
+        .unwrap_or_else(|| panic!("no link to {uri}: {result}"));
+    assert_eq!(link["mimeType"], "image/png");
+
+    let read = wire.request("resources/read", json!({"uri": uri})).await;
+    let contents = &read["result"]["contents"][0];
+    assert_eq!(contents["uri"], json!(uri), "{read}");
+    assert_eq!(contents["mimeType"], "image/png");
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(contents["blob"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(blob, bytes);
+
+    // Another agent gets exactly what an unknown task answers.
+    let foreign = stranger
+        .request("resources/read", json!({"uri": uri}))
+        .await;
+    let unknown_task = stranger
+        .request(
+            "resources/read",
+            json!({"uri": format!("humanping://tasks/{task_id}")}),
+        )
+        .await;
+    assert!(foreign.get("result").is_none(), "{foreign}");
+    assert_eq!(foreign["error"], unknown_task["error"]);
+    assert_eq!(foreign["error"]["code"], -32002, "{foreign}");
+    // The owner asking for a photo the task does not have: not found either.
+    let missing = format!("humanping://tasks/{task_id}/proofs/{}", "0".repeat(64));
+    let missing = wire
+        .request("resources/read", json!({"uri": missing}))
+        .await;
+    assert_eq!(missing["error"]["code"], -32002, "{missing}");
+
+    let _ = std::fs::remove_file(folder.join(&photo.sha256));
+}
+
+#[tokio::test]
+async fn an_agent_blocks_and_unblocks_a_worker() {
+    let db = TestDb::new().await;
+    let (agent, _) = db.funded_agent().await;
+    let (mut wire, _) = Wire::connect(db.server(Ok(agent))).await;
+    let worker = NewWorker {
+        name: "bo".into(),
+        lat: None,
+        lng: None,
+        capabilities: Vec::new(),
+        languages: Vec::new(),
+    };
+    let (worker, _) = db.service.create_worker(worker).await.unwrap();
+    let worker_id = worker.as_str();
+
+    let blocked = wire
+        .ok("block_worker", json!({"worker_id": worker_id}))
+        .await;
+    assert_eq!(blocked, json!({"worker_id": worker_id, "blocked": true}));
+    wire.ok("block_worker", json!({"worker_id": worker_id}))
+        .await;
+    let task = wire
+        .ok(
+            "gut_check",
+            json!({"question": "Cringe?", "wait_seconds": 0}),
+        )
+        .await;
+    let task_id = task["task_id"].as_str().unwrap().to_owned();
+    assert!(db.service.claim(&worker, &task_id).await.is_err());
+
+    let unblocked = wire
+        .ok("unblock_worker", json!({"worker_id": worker_id}))
+        .await;
+    assert_eq!(unblocked["blocked"], false);
+    db.service.claim(&worker, &task_id).await.unwrap();
+    let again = wire
+        .error("unblock_worker", json!({"worker_id": worker_id}))
+        .await;
+    assert!(again.contains("not blocked"), "{again}");
+    let unknown = wire
+        .error("block_worker", json!({"worker_id": "wkr_nobody"}))
+        .await;
+    assert!(unknown.contains("no worker"), "{unknown}");
 }

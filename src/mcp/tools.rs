@@ -1,4 +1,5 @@
-//! The tools: seven that send a task to humans, and six to follow up on tasks and money.
+//! The tools: seven that send a task to humans, six to follow up on tasks and money, and two
+//! to keep a worker off the agent's tasks (or let them back).
 //!
 //! A human answers in minutes or hours, longer than most MCP clients wait for one call. So a
 //! task tool waits a bounded time (`wait_seconds`), sending progress notifications when the
@@ -18,7 +19,7 @@ use tracing::Instrument;
 use super::HumanPingMcp;
 use super::args::{
     ApproveArgs, CancelTaskArgs, DEFAULT_LIST_LIMIT, DisputeArgs, GetTaskArgs, ListTasksArgs,
-    MAX_LIST_LIMIT,
+    MAX_LIST_LIMIT, WorkerArgs,
 };
 use super::error::ToolError;
 use super::http::CallerAgent;
@@ -30,7 +31,17 @@ use crate::input::{
     CallRequest, EscalateRequest, FieldRequest, GutCheckRequest, MAX_WAIT_SECONDS,
     RealityCheckRequest, TaskDraft, VerifyRequest, VibeRequest,
 };
+use crate::service::Change;
 use crate::service::views::{BalanceView, TaskPage, TaskView};
+
+/// What `block_worker` and `unblock_worker` return.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct WorkerBlockView {
+    /// The worker concerned.
+    pub worker_id: String,
+    /// Whether the worker is now kept off your tasks.
+    pub blocked: bool,
+}
 
 /// How often a waiting call tells the client it is still waiting.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -364,6 +375,60 @@ impl HumanPingMcp {
             .instrument(span)
             .await
     }
+
+    /// Keep a worker off your tasks, e.g. after a faked or careless result: they are no
+    /// longer offered your tasks and cannot claim them. A claim they already hold is not
+    /// affected. Blocking a worker twice changes nothing.
+    #[tool(annotations(
+        title = "Block a worker",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn block_worker(
+        &self,
+        Parameters(args): Parameters<WorkerArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<WorkerBlockView>, ToolError> {
+        let agent = self.agent(&context)?;
+        let span = tool_span("block_worker", agent, None);
+        async {
+            self.service.block_worker(agent, &args.worker_id).await?;
+            Ok(Json(WorkerBlockView {
+                worker_id: args.worker_id,
+                blocked: true,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Let a worker you blocked take your tasks again.
+    #[tool(annotations(
+        title = "Unblock a worker",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn unblock_worker(
+        &self,
+        Parameters(args): Parameters<WorkerArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<WorkerBlockView>, ToolError> {
+        let agent = self.agent(&context)?;
+        let span = tool_span("unblock_worker", agent, None);
+        async {
+            self.service.unblock_worker(agent, &args.worker_id).await?;
+            Ok(Json(WorkerBlockView {
+                worker_id: args.worker_id,
+                blocked: false,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
 }
 
 impl HumanPingMcp {
@@ -417,8 +482,9 @@ impl HumanPingMcp {
         .await
     }
 
-    /// Waits up to `wait` for a task's result, sending a progress notification every few
-    /// seconds when the client gave a progress token, and stopping when the client cancels.
+    /// Waits up to `wait` for a task's result. When the client gave a progress token it sends
+    /// a progress notification each time the task moves (a human claimed it, a claim ran out)
+    /// and every few seconds in between; it stops when the client cancels.
     async fn wait_for_result(
         &self,
         agent: &AgentId,
@@ -429,27 +495,51 @@ impl HumanPingMcp {
         let progress_token = context.meta.get_progress_token();
         let started = Instant::now();
         let mut ticks = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
+        let mut changes = self.service.subscribe();
+        let mut last_status = self
+            .service
+            .get_task(agent, task_id)
+            .await
+            .ok()
+            .map(|v| v.status);
         let waiting = self.service.wait_for_result(agent, task_id, wait);
         tokio::pin!(waiting);
 
         loop {
-            tokio::select! {
+            let message = tokio::select! {
                 view = &mut waiting => return Ok(view?),
                 () = context.ct.cancelled() => return Err(ToolError::cancelled(task_id)),
                 () = self.client_gone() => return Err(ToolError::cancelled(task_id)),
                 _ = ticks.tick(), if progress_token.is_some() => {
-                    let Some(token) = progress_token.clone() else { continue };
                     let waited = started.elapsed().as_secs();
-                    let progress = ProgressNotificationParam::new(token, waited as f64)
-                        .with_total(wait.as_secs_f64())
-                        .with_message(format!(
-                            "waiting for the human's answer: {waited} of {} seconds",
-                            wait.as_secs()
-                        ));
-                    if let Err(error) = context.peer.notify_progress(progress).await {
-                        tracing::debug!(%error, "could not send a progress notification");
+                    format!("waiting for the human's answer: {waited} of {} seconds", wait.as_secs())
+                }
+                changed = changes.recv(), if progress_token.is_some() => {
+                    if matches!(&changed, Ok(Change::Task(id)) if id.as_str() != task_id) {
+                        continue;
+                    }
+                    let Ok(view) = self.service.get_task(agent, task_id).await else { continue };
+                    if last_status == Some(view.status) {
+                        continue;
+                    }
+                    last_status = Some(view.status);
+                    match view.status {
+                        TaskStatus::InProgress => {
+                            "a human claimed the task and is working on it".to_owned()
+                        }
+                        TaskStatus::Open => "the task is open again, waiting for a human".to_owned(),
+                        _ => continue,
                     }
                 }
+            };
+            let Some(token) = progress_token.clone() else {
+                continue;
+            };
+            let progress = ProgressNotificationParam::new(token, started.elapsed().as_secs_f64())
+                .with_total(wait.as_secs_f64())
+                .with_message(message);
+            if let Err(error) = context.peer.notify_progress(progress).await {
+                tracing::debug!(%error, "could not send a progress notification");
             }
         }
     }

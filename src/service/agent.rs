@@ -397,7 +397,11 @@ impl HumanPing {
     /// Keeps a worker off this agent's tasks: they are no longer offered them and cannot claim
     /// them. Claims already running are not affected.
     pub async fn block_worker(&self, agent: &AgentId, worker_id: &str) -> ServiceResult<()> {
-        let unknown = || ServiceError::not_found(format!("no worker {worker_id:?}; give a worker id from a result"));
+        let unknown = || {
+            ServiceError::not_found(format!(
+                "no worker {worker_id:?}; give a worker id from a result"
+            ))
+        };
         let worker = crate::domain::ids::WorkerId::parse(worker_id).ok_or_else(unknown)?;
         let mut tx = self.store.begin().await?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM workers WHERE id = $1")
@@ -422,15 +426,18 @@ impl HumanPing {
     /// Lets a blocked worker take this agent's tasks again.
     pub async fn unblock_worker(&self, agent: &AgentId, worker_id: &str) -> ServiceResult<()> {
         let mut tx = self.store.begin().await?;
-        let removed = sqlx::query("DELETE FROM agent_blocks WHERE agent_id = $1 AND worker_id = $2")
-            .bind(agent.as_str())
-            .bind(worker_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let removed =
+            sqlx::query("DELETE FROM agent_blocks WHERE agent_id = $1 AND worker_id = $2")
+                .bind(agent.as_str())
+                .bind(worker_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         tx.commit().await?;
         if removed == 0 {
-            return Err(ServiceError::not_found(format!("worker {worker_id:?} is not blocked")));
+            return Err(ServiceError::not_found(format!(
+                "worker {worker_id:?} is not blocked"
+            )));
         }
         Ok(())
     }

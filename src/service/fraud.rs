@@ -72,11 +72,17 @@ pub(super) async fn check(
         if let Some(other) = elsewhere {
             flags.push(FlagView {
                 rule: "photo_reused".into(),
-                detail: format!("photo {} was also sent for task {other}", &sha256[..12.min(sha256.len())]),
+                detail: format!(
+                    "photo {} was also sent for task {other}",
+                    &sha256[..12.min(sha256.len())]
+                ),
             });
         }
-        let (lat, lng): (Option<f64>, Option<f64>) = (photo.try_get("exif_lat")?, photo.try_get("exif_lng")?);
-        if let (Some(lat), Some(lng), Some(tlat), Some(tlng), Some(radius)) = (lat, lng, task.lat, task.lng, task.radius_m) {
+        let (lat, lng): (Option<f64>, Option<f64>) =
+            (photo.try_get("exif_lat")?, photo.try_get("exif_lng")?);
+        if let (Some(lat), Some(lng), Some(tlat), Some(tlng), Some(radius)) =
+            (lat, lng, task.lat, task.lng, task.radius_m)
+        {
             let distance = distance_m(lat, lng, tlat, tlng);
             if distance > radius as f64 + EXIF_DISTANCE_SLACK_M {
                 flags.push(FlagView {
@@ -89,8 +95,8 @@ pub(super) async fn check(
             }
         }
         let taken: Option<String> = photo.try_get("exif_taken_at")?;
-        if let Some(at) = taken.as_deref().and_then(exif_time_ms) {
-            if at < task.created_at - EXIF_TIME_SLACK_MS || at > now + EXIF_TIME_SLACK_MS {
+        if let Some(at) = taken.as_deref().and_then(exif_time_ms)
+            && (at < task.created_at - EXIF_TIME_SLACK_MS || at > now + EXIF_TIME_SLACK_MS) {
                 flags.push(FlagView {
                     rule: "photo_time".into(),
                     detail: format!(
@@ -99,7 +105,6 @@ pub(super) async fn check(
                     ),
                 });
             }
-        }
     }
     Ok(flags)
 }
@@ -141,14 +146,20 @@ pub(super) async fn record(
 }
 
 /// The flags raised on a task's results, by assignment id.
-pub(super) async fn of_task(conn: &mut AnyConnection, task: &TaskId) -> ServiceResult<Vec<(String, FlagView)>> {
+pub(super) async fn of_task(
+    conn: &mut AnyConnection,
+    task: &TaskId,
+) -> ServiceResult<Vec<(String, FlagView)>> {
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT assignment_id, rule, detail FROM fraud_flags WHERE task_id = $1 ORDER BY created_at, id",
     )
     .bind(task.as_str())
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(|(a, rule, detail)| (a, FlagView { rule, detail })).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(a, rule, detail)| (a, FlagView { rule, detail }))
+        .collect())
 }
 
 /// How many flags a worker carries.

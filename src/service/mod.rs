@@ -32,8 +32,8 @@ use crate::store::Store;
 
 pub use changes::Change;
 pub use clock::Clock;
-pub use fraud::FlagView;
 pub use error::{ServiceError, ServiceResult};
+pub use fraud::FlagView;
 pub use operator::{NewWorker, SweepReport};
 pub use worker::{ProofInput, SubmissionInput};
 

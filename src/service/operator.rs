@@ -197,7 +197,9 @@ fn check_name(name: &str) -> ServiceResult<String> {
         return Err(ServiceError::invalid("name must be 1 to 200 characters"));
     }
     if name.chars().any(char::is_control) {
-        return Err(ServiceError::invalid("name must not contain control characters"));
+        return Err(ServiceError::invalid(
+            "name must not contain control characters",
+        ));
     }
     Ok(name.to_owned())
 }

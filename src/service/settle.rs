@@ -54,7 +54,12 @@ impl HumanPing {
         .fetch_all(&mut *conn)
         .await?;
         for worker in &lapsed {
-            super::trust::refresh(conn, &crate::domain::ids::WorkerId::from_db(worker.clone()), now).await?;
+            super::trust::refresh(
+                conn,
+                &crate::domain::ids::WorkerId::from_db(worker.clone()),
+                now,
+            )
+            .await?;
         }
         let expired = lapsed.len();
         let before = (task.status, task.held);

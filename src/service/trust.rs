@@ -12,7 +12,10 @@ const DAY_MS: f64 = 86_400_000.0;
 
 /// The worker's history as the score reads it.
 pub(super) async fn record(
-    conn: &mut AnyConnection, worker: &WorkerId, now: i64) -> ServiceResult<Record> {
+    conn: &mut AnyConnection,
+    worker: &WorkerId,
+    now: i64,
+) -> ServiceResult<Record> {
     let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
         "SELECT status, resolved_at FROM assignments WHERE worker_id = $1 \
          AND status IN ('approved', 'rejected', 'abandoned', 'lease_expired')",
@@ -36,11 +39,18 @@ pub(super) async fn record(
         .collect();
     // Limitation: honeypot outcomes are not recorded yet, so they never count.
     let fraud_flags = super::fraud::count_for(conn, worker).await?;
-    Ok(Record { events, fraud_flags })
+    Ok(Record {
+        events,
+        fraud_flags,
+    })
 }
 
 /// Recomputes and stores the worker's score; returns it.
-pub(super) async fn refresh(conn: &mut AnyConnection, worker: &WorkerId, now: i64) -> ServiceResult<i64> {
+pub(super) async fn refresh(
+    conn: &mut AnyConnection,
+    worker: &WorkerId,
+    now: i64,
+) -> ServiceResult<i64> {
     let score = trust::score(&record(conn, worker, now).await?);
     sqlx::query("UPDATE workers SET trust_score = $1 WHERE id = $2")
         .bind(score)

@@ -11,8 +11,8 @@ use super::error::{ServiceError, ServiceResult};
 use super::rows::{ASSIGNMENT_COLUMNS, AssignmentRow, TASK_COLUMNS, TaskRow, load_task};
 use super::settle::save_task;
 use super::views::{
-    TierView,
-    AssignmentCounts, AssignmentView, ClaimedTaskView, OfferView, WorkerProfile, timestamp,
+    AssignmentCounts, AssignmentView, ClaimedTaskView, OfferView, TierView, WorkerProfile,
+    timestamp,
 };
 use crate::domain::geo::distance_m;
 use crate::domain::ids::{AssignmentId, TaskId, WorkerId};
@@ -92,14 +92,13 @@ fn list(text: &str) -> Vec<String> {
 }
 
 async fn load_worker(conn: &mut AnyConnection, worker: &WorkerId) -> ServiceResult<WorkerRow> {
-    let row =
-        sqlx::query(
-            "SELECT name, trust_score, lat, lng, capabilities, languages FROM workers WHERE id = $1",
-        )
-            .bind(worker.as_str())
-            .fetch_optional(conn)
-            .await?
-            .ok_or_else(|| ServiceError::Unauthorized("this worker no longer exists".into()))?;
+    let row = sqlx::query(
+        "SELECT name, trust_score, lat, lng, capabilities, languages FROM workers WHERE id = $1",
+    )
+    .bind(worker.as_str())
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| ServiceError::Unauthorized("this worker no longer exists".into()))?;
     Ok(WorkerRow {
         name: row.try_get("name")?,
         trust_score: row.try_get("trust_score")?,
@@ -116,7 +115,11 @@ fn eligibility(worker: &WorkerRow, task: &TaskRow, tiers: &[Tier]) -> Result<Opt
     let (tier, next) = trust::tier_for(tiers, worker.trust_score);
     if task.budget.get() > tier.max_budget_cents {
         let reach = next.map_or(String::new(), |n| {
-            format!("; a trust score of {} opens tasks up to ${}", n.min_score, Cents::new(n.max_budget_cents))
+            format!(
+                "; a trust score of {} opens tasks up to ${}",
+                n.min_score,
+                Cents::new(n.max_budget_cents)
+            )
         });
         return Err(format!(
             "it pays ${} and your {} tier takes tasks up to ${}{reach}",
@@ -126,16 +129,17 @@ fn eligibility(worker: &WorkerRow, task: &TaskRow, tiers: &[Tier]) -> Result<Opt
         ));
     }
     if let Some(capability) = task.kind.required_capability()
-        && !worker.capabilities.iter().any(|c| c == capability.as_str()) {
-            let what = match capability {
-                Capability::Voice => "placing phone calls",
-                Capability::Field => "going on site",
-            };
-            return Err(format!(
-                "it needs the {} capability ({what})",
-                capability.as_str()
-            ));
-        }
+        && !worker.capabilities.iter().any(|c| c == capability.as_str())
+    {
+        let what = match capability {
+            Capability::Voice => "placing phone calls",
+            Capability::Field => "going on site",
+        };
+        return Err(format!(
+            "it needs the {} capability ({what})",
+            capability.as_str()
+        ));
+    }
     if let Some(language) = &task.language {
         let primary = language.split('-').next().unwrap_or(language);
         let speaks = worker
@@ -276,13 +280,12 @@ impl HumanPing {
                 )));
             }
         }
-        let blocked: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM agent_blocks WHERE agent_id = $1 AND worker_id = $2",
-        )
-        .bind(task.agent_id.as_str())
-        .bind(worker.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
+        let blocked: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM agent_blocks WHERE agent_id = $1 AND worker_id = $2")
+                .bind(task.agent_id.as_str())
+                .bind(worker.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
         if blocked.is_some() {
             return Err(ServiceError::Forbidden(format!(
                 "task {task_id} is not offered to you: its agent does not take your work"
@@ -355,7 +358,11 @@ impl HumanPing {
             .ok_or_else(not_found)?;
         self.settle(&mut tx, &mut task, now).await?;
         let current = load_assignment(&mut tx, &id).await?.ok_or_else(not_found)?;
-        let proof_json = input.proof.as_ref().map(|proof| proof_record(proof, &task)).transpose()?;
+        let proof_json = input
+            .proof
+            .as_ref()
+            .map(|proof| proof_record(proof, &task))
+            .transpose()?;
 
         match current.status {
             AssignmentStatus::Claimed => {}
@@ -402,7 +409,10 @@ impl HumanPing {
             .read_answer(&answer_text)
             .map_err(ServiceError::InvalidInput)?;
         if let (Some(_), Some(other)) = (&input.answer, structured_text(&input)?) {
-            let also = task.response.read_answer(&other).map_err(ServiceError::InvalidInput)?;
+            let also = task
+                .response
+                .read_answer(&other)
+                .map_err(ServiceError::InvalidInput)?;
             if also != structured {
                 return Err(ServiceError::invalid(format!(
                     "answer {answer_text:?} and structured {other:?} disagree; send one of them, \
@@ -411,7 +421,11 @@ impl HumanPing {
             }
         }
         check_required_proof(&task.proof, input.proof.as_ref(), notes.as_deref())?;
-        let links: Vec<String> = input.proof.iter().flat_map(|p| p.photo_urls.iter().flatten().cloned()).collect();
+        let links: Vec<String> = input
+            .proof
+            .iter()
+            .flat_map(|p| p.photo_urls.iter().flatten().cloned())
+            .collect();
         let flags = super::fraud::check(&mut tx, &task, &current, &links, now).await?;
         sqlx::query(
             "UPDATE assignments SET status = 'submitted', submitted_at = $1, answer = $2, \
@@ -634,7 +648,9 @@ fn offer_view(task: &TaskRow, open_slots: i64, distance: Option<f64>) -> OfferVi
         proof_required: task.proof.clone(),
         // An escalation's address is where a person in distress is: only the claim holder
         // learns it.
-        address: (task.kind != TaskKind::Escalation).then(|| task.address.clone()).flatten(),
+        address: (task.kind != TaskKind::Escalation)
+            .then(|| task.address.clone())
+            .flatten(),
         lat: private_place(task, task.lat),
         lng: private_place(task, task.lng),
         radius_m: task.radius_m,
@@ -698,11 +714,12 @@ fn check_proof(proof: &ProofInput) -> ServiceResult<()> {
         }
     }
     if let Some(urls) = &proof.photo_urls
-        && (urls.len() > 20 || urls.iter().any(|u| u.trim().is_empty() || u.len() > 2_000)) {
-            return Err(ServiceError::invalid(
-                "proof photo_urls: give 1 to 20 links of at most 2000 characters",
-            ));
-        }
+        && (urls.len() > 20 || urls.iter().any(|u| u.trim().is_empty() || u.len() > 2_000))
+    {
+        return Err(ServiceError::invalid(
+            "proof photo_urls: give 1 to 20 links of at most 2000 characters",
+        ));
+    }
     for link in proof.photo_urls.iter().flatten() {
         let web = url::Url::parse(link).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
         if !web && !link.starts_with('/') {
@@ -724,7 +741,11 @@ fn proof_record(proof: &ProofInput, task: &TaskRow) -> ServiceResult<String> {
         (proof.lat, proof.lng, task.lat, task.lng, task.radius_m)
     {
         let distance = distance_m(lat, lng, tlat, tlng);
-        let slack = proof.accuracy_m.filter(|a| a.is_finite() && *a > 0.0).unwrap_or(0.0).min(500.0);
+        let slack = proof
+            .accuracy_m
+            .filter(|a| a.is_finite() && *a > 0.0)
+            .unwrap_or(0.0)
+            .min(500.0);
         if distance > radius as f64 + slack {
             return Err(ServiceError::invalid(format!(
                 "your position is {:.1} km from the task's place, beyond its {radius} m radius; \

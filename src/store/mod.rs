@@ -92,7 +92,11 @@ impl Store {
             .execute(&mut probe)
             .await
             .and(match backend {
-                Backend::Sqlite => sqlx::query("PRAGMA schema_version").execute(&mut probe).await,
+                Backend::Sqlite => {
+                    sqlx::query("PRAGMA schema_version")
+                        .execute(&mut probe)
+                        .await
+                }
                 Backend::Postgres => Ok(Default::default()),
             })
             .with_context(|| format!("could not use the database at {}", redact(&url)))?;
@@ -190,7 +194,10 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return None;
     }
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
     Some(path.split_once('?').map_or(path, |(p, _)| p).into())
 }
 

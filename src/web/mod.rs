@@ -19,7 +19,7 @@
 //! Secure when configured), stored hashed; every form carries the session's CSRF token.
 
 mod pages;
-mod photos;
+pub(crate) mod photos;
 mod routes;
 mod session;
 

@@ -1,12 +1,14 @@
 // The worker web app in a real headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core) against a `humanping serve` this script starts on 127.0.0.1 with a fresh
-// SQLite database: sign in with the worker key, see a task an agent created over REST, claim it,
-// send a photo with the phone's position, and the agent reads the result with the photo.
+// SQLite database: an agent creates a task through MCP (`humanping mcp`, spoken to as
+// newline-delimited JSON-RPC on its stdio, as Claude Desktop does), a worker signs in with their
+// key, sees the task, claims it, sends a photo with the phone's position, and the agent gets the
+// answer through MCP and reads the photo as an MCP resource.
 //
 //     HUMANPING_BIN=target/debug/humanping node --test tests/browser/
 //
-// Screenshots go to target/browser-screenshots/. The server's log goes to stderr when a test
-// fails. Chromium runs with background networking off, so it talks to the loopback server only.
+// Screenshots of each step go to target/browser-screenshots/. The logs of the server and of the
+// MCP process go to stderr when a test fails. Chromium runs with background networking off, so it talks to the loopback server only.
 // Limitation: one flow, on SQLite; a cut upload's retry is tested over HTTP (tests/web_app.rs) only.
 
 import { test, before, after } from 'node:test';
@@ -26,7 +28,7 @@ const SHOTS = process.env.HUMANPING_SCREENSHOTS || join(ROOT, 'target/browser-sc
 // Where the phone says it is: Old Montreal.
 const PHONE_POSITION = { latitude: 45.5075, longitude: -73.5540, accuracy: 12 };
 
-let dir, db, server, serverLog, base, context;
+let dir, db, server, serverLog, base, context, mcp;
 
 /** A TCP port on 127.0.0.1 that nothing listens on right now. */
 function freePort() {
@@ -52,17 +54,98 @@ function cli(...args) {
   );
 }
 
-async function api(method, path, key, body) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${key}`,
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
+/**
+ * An MCP client over the stdio of a `humanping mcp` process it starts: one JSON-RPC message per
+ * line each way. Anything on stdout that is not a JSON-RPC message is kept and fails the test.
+ */
+class McpStdio {
+  constructor(args, env, logPath) {
+    this.logPath = logPath;
+    this.child = spawn(BIN, args, { env, stdio: ['pipe', 'pipe', openSync(logPath, 'w')] });
+    this.nextId = 1;
+    this.pending = new Map();
+    this.notifications = [];
+    this.garbage = [];
+    this.exited = new Promise((r) => this.child.once('exit', (code, signal) => r({ code, signal })));
+    this.exited.then(({ code, signal }) => {
+      for (const { fail } of this.pending.values()) {
+        fail(new Error(`humanping mcp exited (${code ?? signal}):\n${readFileSync(logPath, 'utf8')}`));
+      }
+      this.pending.clear();
+    });
+    let buffer = '';
+    this.child.stdout.setEncoding('utf8');
+    this.child.stdout.on('data', (chunk) => {
+      buffer += chunk;
+      for (let end; (end = buffer.indexOf('\n')) >= 0;) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 1);
+        if (line.trim()) this.receive(line);
+      }
+    });
+  }
+
+  receive(line) {
+    let message;
+    try {
+      message = JSON.parse(line);
+    } catch {
+      this.garbage.push(line);
+      return;
+    }
+    if (message?.jsonrpc !== '2.0') {
+      this.garbage.push(line);
+    } else if (message.id !== undefined && this.pending.has(message.id) && !message.method) {
+      const { ok } = this.pending.get(message.id);
+      this.pending.delete(message.id);
+      ok(message);
+    } else {
+      this.notifications.push(message);
+    }
+  }
+
+  send(message) {
+    this.child.stdin.write(`${JSON.stringify(message)}\n`);
+  }
+
+  /** Sends a request; resolves with the whole response message (result or error). */
+  request(method, params = {}, timeoutMs = 30_000) {
+    const id = this.nextId++;
+    return new Promise((ok, fail) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        fail(new Error(`no answer to ${method} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        ok: (m) => { clearTimeout(timer); ok(m); },
+        fail: (e) => { clearTimeout(timer); fail(e); },
+      });
+      this.send({ jsonrpc: '2.0', id, method, params });
+    });
+  }
+
+  notify(method, params) {
+    this.send({ jsonrpc: '2.0', method, ...(params ? { params } : {}) });
+  }
+
+  /** Calls a tool that must succeed; returns the whole tool result. */
+  async callTool(name, args) {
+    const response = await this.request('tools/call', { name, arguments: args });
+    assert.equal(response.error, undefined, `${name}: ${JSON.stringify(response.error)}`);
+    assert.equal(response.result.isError, false, `${name}: ${JSON.stringify(response.result)}`);
+    return response.result;
+  }
+
+  /** Closes stdin, as a client does when it is done, and waits for the process to exit. */
+  async close() {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.stdin.end();
+    const timeout = new Promise((r) => setTimeout(r, 10_000, 'timeout'));
+    if ((await Promise.race([this.exited, timeout])) === 'timeout') {
+      this.child.kill('SIGTERM');
+      await this.exited;
+    }
+  }
 }
 
 /** A tiny JPEG whose EXIF says 45.5 N, 73.55 W, taken 2026-12-04 10:30:00. */
@@ -119,11 +202,15 @@ before(async () => {
 
 after(async () => {
   await context?.close();
+  await mcp?.close();
   if (server && server.exitCode === null) {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));
   }
-  if (process.exitCode) process.stderr.write(`server log:\n${readFileSync(serverLog, 'utf8')}\n`);
+  if (process.exitCode) {
+    process.stderr.write(`server log:\n${readFileSync(serverLog, 'utf8')}\n`);
+    if (mcp) process.stderr.write(`MCP log:\n${readFileSync(mcp.logPath, 'utf8')}\n`);
+  }
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -133,15 +220,29 @@ test('a worker claims a task on a phone and sends a photo with the position', as
   const worker = cli('worker', 'create', '--name', 'ana', '--lat', '45.5', '--lng', '-73.55',
     '--capabilities', 'voice,field', '--languages', 'en');
 
-  const created = await api('POST', '/v1/tasks', agent.api_key, {
-    kind: 'field',
+  // The agent's MCP client starts `humanping mcp` the way Claude Desktop does, with its key in
+  // the environment, and creates the task with the `field` tool.
+  mcp = new McpStdio(
+    ['--database-url', db, 'mcp', '--proof-dir', join(dir, 'proofs')],
+    { PATH: process.env.PATH, HOME: dir, RUST_LOG: 'info', HUMANPING_API_KEY: agent.api_key },
+    join(dir, 'mcp.log'),
+  );
+  const init = await mcp.request('initialize', {
+    protocolVersion: '2025-11-25',
+    capabilities: {},
+    clientInfo: { name: 'browser-test', version: '0' },
+  });
+  assert.equal(init.result?.serverInfo?.name, 'humanping', JSON.stringify(init));
+  mcp.notify('notifications/initialized');
+  const created = await mcp.callTool('field', {
     mission: 'Photograph the opening hours on the door of the bakery',
     location: { address: '245 Rue St-Paul O, Montreal', lat: 45.5072, lng: -73.5545, radius_m: 500 },
     response: { type: 'text' },
     proof: ['photo', 'gps'],
+    wait_seconds: 0,
   });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  const taskId = created.body.task_id;
+  assert.equal(created.structuredContent.status, 'open', JSON.stringify(created));
+  const taskId = created.structuredContent.task_id;
 
   // A fresh profile folder, closed with the browser.
   context = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
@@ -169,6 +270,8 @@ test('a worker claims a task on a phone and sends a photo with the position', as
   await page.goto(`${base}/app`);
   assert.match(page.url(), /\/app\/sign-in$/);
   await page.getByLabel('Your worker key').fill(worker.api_key);
+  await assertFitsPhone(page);
+  await page.screenshot({ path: join(SHOTS, '1-sign-in.png'), fullPage: true });
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(`${base}/app`);
 
@@ -177,7 +280,7 @@ test('a worker claims a task on a phone and sends a photo with the position', as
   await card.waitFor();
   await page.locator('#location-status', { hasText: 'Nearest tasks first.' }).waitFor();
   await assertFitsPhone(page);
-  await page.screenshot({ path: join(SHOTS, '1-feed.png'), fullPage: true });
+  await page.screenshot({ path: join(SHOTS, '2-feed.png'), fullPage: true });
 
   // Claim: the assignment page with its countdown and the submit form.
   await card.getByRole('button', { name: 'Claim this task' }).click();
@@ -189,20 +292,22 @@ test('a worker claims a task on a phone and sends a photo with the position', as
     name: 'door.jpg', mimeType: 'image/jpeg', buffer: jpegWithGps(),
   });
   await assertFitsPhone(page);
-  await page.screenshot({ path: join(SHOTS, '2-assignment.png'), fullPage: true });
+  await page.screenshot({ path: join(SHOTS, '3-assignment.png'), fullPage: true });
 
   // Send: the page shows the result as sent.
   await page.getByRole('button', { name: 'Send result' }).click();
   await page.getByText('Status: submitted').waitFor();
-  await page.screenshot({ path: join(SHOTS, '3-sent.png'), fullPage: true });
+  await page.screenshot({ path: join(SHOTS, '4-sent.png'), fullPage: true });
   assert.deepEqual(errors, [], 'no script errors on the pages');
   assert.deepEqual(elsewhere, [], 'requests to other hosts');
 
-  // The agent reads the answer, the device position, and the photo with its EXIF data.
-  const task = await api('GET', `/v1/tasks/${taskId}`, agent.api_key);
-  assert.equal(task.status, 200);
-  assert.equal(task.body.status, 'completed', JSON.stringify(task.body));
-  const [result] = task.body.results;
+  // Through MCP, the agent gets the answer, the device position, and the photo with its EXIF
+  // data and a resource link to it.
+  const got = await mcp.callTool('get_task', { task_id: taskId, wait_seconds: 10 });
+  const task = got.structuredContent;
+  assert.equal(task.status, 'completed', JSON.stringify(task));
+  assert.equal(task.answer, 'Open 7:00 to 18:00, closed Mondays');
+  const [result] = task.results;
   assert.equal(result.answer, 'Open 7:00 to 18:00, closed Mondays');
   assert.equal(result.proof.lat, PHONE_POSITION.latitude);
   assert.equal(result.proof.lng, PHONE_POSITION.longitude);
@@ -212,6 +317,17 @@ test('a worker claims a task on a phone and sends a photo with the position', as
   assert.equal(photo.exif_lng, -73.55);
   assert.equal(photo.exif_taken_at, '2026-12-04 10:30:00');
   assert.deepEqual(result.proof.photo_urls, [photo.url]);
+  const links = got.content.filter((c) => c.type === 'resource_link' && c.uri.includes('/proofs/'));
+  assert.deepEqual(links.map((l) => [l.uri, l.mimeType]),
+    [[`humanping://tasks/${taskId}/proofs/${photo.sha256}`, 'image/jpeg']]);
+  const read = await mcp.request('resources/read', { uri: links[0].uri });
+  assert.equal(read.error, undefined, JSON.stringify(read.error));
+  const [contents] = read.result.contents;
+  assert.equal(contents.mimeType, 'image/jpeg');
+  assert.deepEqual(Buffer.from(contents.blob, 'base64'), jpegWithGps());
+  assert.deepEqual(mcp.garbage, [], 'stdout of humanping mcp carries only JSON-RPC');
+
+  // The same photo over HTTP, for the agent's key only.
   const fetched = await fetch(`${base}${photo.url}`, {
     headers: { authorization: `Bearer ${agent.api_key}` },
   });
@@ -222,7 +338,6 @@ test('a worker claims a task on a phone and sends a photo with the position', as
     headers: { authorization: `Bearer ${worker.api_key}` },
   });
   assert.equal(asWorker.status, 401);
-
 });
 
 /** Nothing on the page is wider than the phone's screen, and the text is readable. */

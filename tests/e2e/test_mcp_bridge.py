@@ -25,7 +25,7 @@ async def test_the_bridge_relays_a_whole_task_to_the_remote_server(
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         tools = await session.list_tools()
-        assert len(tools.tools) == 13
+        assert len(tools.tools) == 15
 
         created = await session.call_tool(
             "verify", {"question": "Is the bakery open? 🥐 مخبز", "budget": 5.00, "wait_seconds": 0}

@@ -31,6 +31,8 @@ TOOLS = {
     "cancel_task",
     "list_tasks",
     "balance",
+    "block_worker",
+    "unblock_worker",
 }
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]

@@ -69,8 +69,9 @@ async def test_a_subscribed_task_resource_announces_the_claim(
         assert [str(link.uri) for link in links] == [uri]
 
         templates = await session.list_resource_templates()
-        assert [t.uri_template for t in templates.resource_templates] == [
-            "humanping://tasks/{task_id}"
+        assert sorted(t.uri_template for t in templates.resource_templates) == [
+            "humanping://tasks/{task_id}",
+            "humanping://tasks/{task_id}/proofs/{sha256}",
         ]
         listed = await session.list_resources()
         assert [str(r.uri) for r in listed.resources] == [uri]

@@ -67,7 +67,7 @@ def test_inspector_lists_and_calls_tools_over_http(node_tools, server, create_ag
     agent = create_agent(name="inspector-http", dollars="10.00")
     auth = f"Authorization: Bearer {agent['api_key']}"
     listed = inspector(node_tools, server.mcp_url, "--transport", "http", "--header", auth, "--method", "tools/list")
-    assert len(listed["tools"]) == 13
+    assert len(listed["tools"]) == 15
     called = inspector(
         node_tools, server.mcp_url, "--transport", "http", "--header", auth,
         "--method", "tools/call", "--tool-name", "balance",
