@@ -6,6 +6,9 @@
 //! task (same SHA-256); a photo whose EXIF position is beyond the task's radius; a photo whose
 //! EXIF time lies outside the task's life.
 
+// Limitation: no check yet for a worker account tied to the posting agent, nor for
+// AI-generated images (Sightengine).
+
 use schemars::JsonSchema;
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};

@@ -188,6 +188,7 @@ struct Due {
 
 impl HumanPing {
     /// The secret that signs this agent's webhooks.
+    // Limitation: the secret cannot be rotated; it is shown once, at `agent create`.
     pub async fn webhook_secret(
         &self,
         agent: &crate::domain::ids::AgentId,
