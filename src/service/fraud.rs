@@ -99,15 +99,16 @@ pub(super) async fn check(
         }
         let taken: Option<String> = photo.try_get("exif_taken_at")?;
         if let Some(at) = taken.as_deref().and_then(exif_time_ms)
-            && (at < task.created_at - EXIF_TIME_SLACK_MS || at > now + EXIF_TIME_SLACK_MS) {
-                flags.push(FlagView {
-                    rule: "photo_time".into(),
-                    detail: format!(
-                        "the photo was taken at {} (camera time), outside the task's life",
-                        taken.unwrap_or_default()
-                    ),
-                });
-            }
+            && (at < task.created_at - EXIF_TIME_SLACK_MS || at > now + EXIF_TIME_SLACK_MS)
+        {
+            flags.push(FlagView {
+                rule: "photo_time".into(),
+                detail: format!(
+                    "the photo was taken at {} (camera time), outside the task's life",
+                    taken.unwrap_or_default()
+                ),
+            });
+        }
     }
     Ok(flags)
 }
