@@ -40,7 +40,7 @@ impl FromRequestParts<HumanPing> for Worker {
 
 /// The key the request carries. Two different keys (two `Authorization` headers, or an
 /// `Authorization` and an `X-API-Key` that disagree) are refused rather than one picked.
-fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
+pub(crate) fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
     if headers.get_all(AUTHORIZATION).iter().count() > 1
         || headers.get_all("x-api-key").iter().count() > 1
     {

@@ -24,8 +24,8 @@
 //! are answered there, before authentication.
 
 mod agent;
-mod auth;
-mod error;
+pub(crate) mod auth;
+pub(crate) mod error;
 mod extract;
 mod worker;
 

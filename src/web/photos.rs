@@ -4,15 +4,15 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use axum::Json;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::WebState;
 use crate::auth::sha256_hex;
+use crate::http::auth::presented_key;
+use crate::http::error::ApiError;
 use crate::service::web::ProofPhoto;
 
 /// The image types a worker may upload, known by their first bytes.
@@ -107,23 +107,23 @@ pub(crate) async fn fetch(
     UrlPath((task_id, sha256)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(key) = presented_key(&headers) else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "no API key; send `Authorization: Bearer <key>` with the agent's HumanPing API key",
-        );
+    let key = match presented_key(&headers) {
+        Ok(key) => key,
+        Err(refusal) => return refusal.into_response(),
     };
     let agent = match state.service.authenticate_agent(key).await {
         Ok(agent) => agent,
-        Err(e) => return error(StatusCode::UNAUTHORIZED, e.code(), &e.to_string()),
+        Err(e) => {
+            return ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()).into_response();
+        }
     };
     let not_found = || {
-        error(
+        ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             "no such proof photo among your tasks",
         )
+        .into_response()
     };
     let well_formed = sha256.len() == 64
         && sha256
@@ -141,11 +141,12 @@ pub(crate) async fn fetch(
         Ok(None) => return not_found(),
         Err(e) => {
             tracing::error!(error = %e, "could not look up a proof photo");
-            return error(
+            return ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "internal error; try again",
-            );
+            )
+            .into_response();
         }
     };
     let path = state.settings.proof_dir.join(&photo.sha256);
@@ -174,30 +175,6 @@ pub(crate) async fn fetch(
         out.insert("x-humanping-exif-time", value);
     }
     response
-}
-
-/// The agent key from `Authorization: Bearer …` or `X-API-Key`.
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let (scheme, key) = value.trim().split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| key.trim())
-            .filter(|k| !k.is_empty());
-    }
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-}
-
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -17,23 +17,7 @@ from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-TOOLS = {
-    "verify",
-    "call",
-    "gut_check",
-    "field",
-    "escalate",
-    "vibe",
-    "reality_check",
-    "get_task",
-    "approve",
-    "dispute",
-    "cancel_task",
-    "list_tasks",
-    "balance",
-    "block_worker",
-    "unblock_worker",
-}
+from humanping_tools import TOOLS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 

@@ -22,23 +22,7 @@ import pytest
 from mcp import ClientSession
 from mcp.client.stdio import stdio_client
 
-TOOLS = {
-    "verify",
-    "call",
-    "gut_check",
-    "field",
-    "escalate",
-    "vibe",
-    "reality_check",
-    "get_task",
-    "approve",
-    "dispute",
-    "cancel_task",
-    "list_tasks",
-    "balance",
-    "block_worker",
-    "unblock_worker",
-}
+from humanping_tools import TOOLS
 # Debug logs on, so that any log line that strayed onto stdout would show up there.
 DEBUG_LOGS = {"RUST_LOG": "humanping=debug,rmcp=debug"}
 
