@@ -15,13 +15,7 @@ struct Api {
     base: String,
     client: reqwest::Client,
     service: HumanPing,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: common::server::InProcess,
 }
 
 impl Api {
@@ -34,19 +28,12 @@ impl Api {
             )
             .with_test_writer()
             .try_init();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let address = listener.local_addr().expect("the bound address");
-        let router = humanping::http::router(service.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.expect("serve the API");
-        });
+        let server = common::server::serve_in_process(&service).await;
         Api {
-            base: format!("http://{address}"),
+            base: server.base.clone(),
             client: reqwest::Client::new(),
             service,
-            server,
+            _server: server,
         }
     }
 

@@ -17,14 +17,8 @@ struct Server {
     base: String,
     client: reqwest::Client,
     service: HumanPing,
-    server: tokio::task::JoinHandle<()>,
+    _server: common::server::InProcess,
     _db: common::TestDb,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
 }
 
 impl Server {
@@ -37,19 +31,12 @@ impl Server {
             .try_init();
         let db = common::sqlite_database();
         let service = common::service(&db).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let address = listener.local_addr().expect("the bound address");
-        let router = humanping::http::router(service.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.expect("serve");
-        });
+        let server = common::server::serve_in_process(&service).await;
         Server {
-            base: format!("http://{address}"),
+            base: server.base.clone(),
             client: reqwest::Client::new(),
             service,
-            server,
+            _server: server,
             _db: db,
         }
     }

@@ -19,36 +19,23 @@ struct Session {
     service: HumanPing,
     key: String,
     id: String,
-    server: tokio::task::JoinHandle<()>,
+    _server: common::server::InProcess,
     _db: common::TestDb,
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
 }
 
 impl Session {
     async fn open() -> Session {
         let db = common::sqlite_database();
         let service = common::service(&db).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let address = listener.local_addr().expect("the bound address");
-        let router = humanping::http::router(service.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.expect("serve");
-        });
+        let server = common::server::serve_in_process(&service).await;
         let (_, key) = common::funded_agent(&service, "50").await;
         let mut session = Session {
-            base: format!("http://{address}"),
+            base: server.base.clone(),
             client: reqwest::Client::new(),
             service,
             key,
             id: String::new(),
-            server,
+            _server: server,
             _db: db,
         };
         let response = session

@@ -114,7 +114,8 @@ pub(crate) async fn fetch(
     let agent = match state.service.authenticate_agent(key).await {
         Ok(agent) => agent,
         Err(e) => {
-            return ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()).into_response();
+            return ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
+                .into_response();
         }
     };
     let not_found = || {

@@ -136,3 +136,33 @@ pub async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     };
     (status, body)
 }
+
+/// The REST API (with the MCP transports and the web app) served by this test process on a
+/// loopback port; stopped when dropped.
+pub struct InProcess {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `humanping::http::router(service)` on 127.0.0.1 and a free port.
+pub async fn serve_in_process(service: &humanping::service::HumanPing) -> InProcess {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let address = listener.local_addr().expect("the bound address");
+    let router = humanping::http::router(service.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("serve the API");
+    });
+    InProcess {
+        base: format!("http://{address}"),
+        task,
+    }
+}
