@@ -154,3 +154,184 @@ async fn two_servers_on_one_postgres_keep_money_and_claims_right() {
     drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Waits started on one process are woken by results sent through the other (no lost
+/// wake-up), and a mixed stream of holds, cancels, claims, results and approvals spread over
+/// both processes never takes a balance below zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_wake_each_others_waiters_and_never_overdraw() {
+    let Some(db) = common::postgres_database().await else {
+        eprintln!(
+            "skipped: {} is not set, so there is no PostgreSQL for two processes to share \
+             (scripts/test.sh starts one)",
+            common::POSTGRES_URL_VAR
+        );
+        return;
+    };
+    let svc = common::service(&db).await;
+    let (agent, agent_key) = common::funded_agent(&svc, "100").await;
+    let mut worker_keys = Vec::new();
+    for i in 0..10 {
+        worker_keys.push(common::worker(&svc, &format!("worker {i}")).await.1);
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "humanping-multiprocess-{}",
+        common::random_suffix()
+    ));
+    std::fs::create_dir_all(&dir).expect("create the servers' folder");
+    let mut servers = vec![
+        start_server(&db.url, &dir, 1).await,
+        start_server(&db.url, &dir, 2).await,
+    ];
+    let bases: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.base.clone()).collect());
+    let http = http_client();
+
+    // Ten tasks; for each, the agent waits on server 1 while a worker claims and answers on
+    // server 2. The wait (25 s) is shorter than the waiter's 30 s safety recheck, so only the
+    // cross-process notification can bring the result in time.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (status, body) = send(
+            http.post(format!("{}/v1/tasks", bases[0]))
+                .bearer_auth(&agent_key)
+                .json(&json!({"kind": "verification", "question": "Open?", "budget": 2})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        tasks.push(body["task_id"].as_str().unwrap().to_owned());
+    }
+    let mut waits = JoinSet::new();
+    for task in &tasks {
+        let (http, bases, key, task) =
+            (http.clone(), bases.clone(), agent_key.clone(), task.clone());
+        waits.spawn(async move {
+            send(
+                http.get(format!("{}/v1/tasks/{task}?wait=25", bases[0]))
+                    .bearer_auth(key),
+            )
+            .await
+        });
+    }
+    // Give the waits time to start listening before the answers go out.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    for (task, key) in tasks.iter().zip(&worker_keys) {
+        let (status, claim) = send(
+            http.post(format!("{}/v1/worker/tasks/{task}/claim", bases[1]))
+                .bearer_auth(key),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{claim}");
+        let assignment = claim["assignment_id"].as_str().unwrap();
+        let (status, body) = send(
+            http.post(format!(
+                "{}/v1/worker/assignments/{assignment}/submit",
+                bases[1]
+            ))
+            .bearer_auth(key)
+            .json(&json!({"answer": "yes"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    for (status, body) in waits.join_all().await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["status"], "completed",
+            "a wait on server 1 missed a result sent through server 2: {body}"
+        );
+    }
+
+    // Mixed money load over both servers: $80 left, holds of $7 to $25, cancels and
+    // approvals of what is there, all at once.
+    let start = Arc::new(Barrier::new(40));
+    let mut load = JoinSet::new();
+    for i in 0..40usize {
+        let (http, bases, key, start) = (
+            http.clone(),
+            bases.clone(),
+            agent_key.clone(),
+            start.clone(),
+        );
+        let task = tasks[i % tasks.len()].clone();
+        load.spawn(async move {
+            let base = &bases[i % 2];
+            let request = match i % 4 {
+                0 | 1 => http.post(format!("{base}/v1/tasks")).json(&json!({
+                    "kind": "verification",
+                    "question": "Hold",
+                    "budget": 7 + (i % 19),
+                })),
+                2 => http.post(format!("{base}/v1/tasks/{task}/approve")),
+                _ => http.get(format!("{base}/v1/balance")),
+            };
+            let request = request.bearer_auth(key);
+            start.wait().await;
+            send(request).await
+        });
+    }
+    for (status, body) in load.join_all().await {
+        assert!(
+            matches!(status.as_u16(), 200 | 201 | 402 | 409),
+            "an unexpected answer under load: {status} {body}"
+        );
+        if status == StatusCode::PAYMENT_REQUIRED {
+            assert_eq!(error_code(&body), "insufficient_funds", "{body}");
+        }
+    }
+    // Cancel every open task through alternating servers, all at once.
+    let (_, page) = send(
+        http.get(format!("{}/v1/tasks?status=open&limit=100", bases[0]))
+            .bearer_auth(&agent_key),
+    )
+    .await;
+    let mut cancels = JoinSet::new();
+    for (i, task) in page["tasks"].as_array().unwrap().iter().enumerate() {
+        let task = task["task_id"].as_str().unwrap().to_owned();
+        let (http, bases, key) = (http.clone(), bases.clone(), agent_key.clone());
+        for copy in 0..2 {
+            let (http, bases, key, task) = (http.clone(), bases.clone(), key.clone(), task.clone());
+            cancels.spawn(async move {
+                send(
+                    http.post(format!("{}/v1/tasks/{task}/cancel", bases[(i + copy) % 2]))
+                        .bearer_auth(key),
+                )
+                .await
+            });
+        }
+    }
+    let mut cancelled = 0;
+    for (status, body) in cancels.join_all().await {
+        match status {
+            StatusCode::OK => cancelled += 1,
+            StatusCode::CONFLICT => {}
+            other => panic!("a cancel answered {other}: {body}"),
+        }
+    }
+    assert_eq!(
+        cancelled,
+        page["tasks"].as_array().unwrap().len(),
+        "each open task is cancelled exactly once"
+    );
+
+    let negative: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM accounts WHERE no_overdraft = 1 \
+         AND debits_posted + debits_pending > credits_posted",
+    )
+    .fetch_all(svc.store().pool())
+    .await
+    .unwrap();
+    assert!(negative.is_empty(), "overdrawn accounts: {negative:?}");
+    let balance = svc.balance(&agent).await.unwrap();
+    assert!(balance.available_cents >= 0, "{balance:?}");
+    assert_eq!(
+        balance.available_cents + balance.held_cents + balance.spent_cents,
+        10_000,
+        "{balance:?}"
+    );
+    for server in &mut servers {
+        server.assert_running();
+    }
+    common::assert_books_balanced(&svc).await;
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+}
