@@ -92,6 +92,16 @@ else
     stage_done "rust tests FAILED"
 fi
 
+# 3b. Fuzzing, for a bounded time per target (FUZZ_SECONDS, default 60); skipped with a line on
+#     stderr only when the nightly toolchain cannot be installed.
+stage "fuzz: scripts/fuzz.sh (${FUZZ_SECONDS:-60}s per target)"
+if "$ROOT/scripts/fuzz.sh"; then
+    stage_done "fuzz done"
+else
+    FAILED+=("fuzz")
+    stage_done "fuzz FAILED"
+fi
+
 # 4. The worker web app in a real headless Chromium: Debian's package, driven by playwright-core
 #    from tests/browser (no browser download). It runs before pytest, whose summary ends the output.
 stage "browser setup: Debian's chromium and playwright-core in tests/browser"
@@ -121,7 +131,7 @@ else
 fi
 
 # 5. End-to-end tests with real MCP clients, in a virtualenv kept under target/.
-stage "e2e setup: virtualenv and tests/e2e/requirements.txt"
+stage "e2e setup: virtualenv, tests/e2e/requirements.txt and requirements-schemathesis.txt"
 VENV=$TARGET_DIR/e2e-venv
 if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
     rm -rf "$VENV"
@@ -137,8 +147,24 @@ if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
         fi
     fi
 fi
+# One pip command for both files, so their pins are resolved together.
 "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet \
-    -r "$ROOT/tests/e2e/requirements.txt" >&2 || die "e2e setup: pip install failed"
+    -r "$ROOT/tests/e2e/requirements.txt" \
+    -r "$ROOT/tests/e2e/requirements-schemathesis.txt" >&2 || die "e2e setup: pip install failed"
+# The Python client from its folder, built with the pinned hatchling above (nothing fetched).
+"$VENV/bin/python" -m pip install --disable-pip-version-check --quiet --no-build-isolation \
+    --no-deps --force-reinstall "$ROOT/examples/python" >&2 \
+    || die "e2e setup: pip install ./examples/python failed"
+# LangChain's MCP adapters need mcp 1.x: the LangChain example runs in a virtualenv of its own.
+LANGCHAIN_VENV=$TARGET_DIR/langchain-venv
+if ! "$LANGCHAIN_VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    rm -rf "$LANGCHAIN_VENV"
+    python3 -m venv "$LANGCHAIN_VENV" >&2 || die "e2e setup: python3 -m venv $LANGCHAIN_VENV failed"
+fi
+"$LANGCHAIN_VENV/bin/python" -m pip install --disable-pip-version-check --quiet \
+    -r "$ROOT/examples/langchain/requirements.txt" >&2 \
+    || die "e2e setup: pip install -r examples/langchain/requirements.txt failed"
+export HUMANPING_LANGCHAIN_PYTHON=$LANGCHAIN_VENV/bin/python
 stage_done "e2e setup ok"
 
 stage "e2e setup: Node tools (MCP Inspector, conformance suite, Node 22) in tests/node"

@@ -12,7 +12,7 @@ use crate::domain::response::ResponseFormat;
 use crate::service::error::{ServiceError, ServiceResult};
 
 /// Where the task happens: an address, or a place with coordinates.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum LocationInput {
     /// A street address or place name, e.g. "245 Rue St-Paul, Montréal".
@@ -44,7 +44,7 @@ impl<'de> Deserialize<'de> for LocationInput {
 }
 
 /// A place given by address and/or coordinates.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Place {
     /// Street address or place name.
@@ -62,7 +62,9 @@ pub struct Place {
 }
 
 /// A kind of proof the worker must send with the answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ProofKind {
     /// A written account of what the worker did or saw.
@@ -87,7 +89,63 @@ pub struct CommonFields {
     pub callback_url: Option<String>,
     pub idempotency_key: Option<String>,
     pub wait_seconds: Option<u32>,
+    pub workers: Option<u32>,
+    pub agreement: Option<u32>,
+    pub max_workers: Option<u32>,
+    pub weighting: Option<Weighting>,
+    pub partners: Option<PartnerMode>,
+    pub first_look_minutes: Option<u32>,
 }
+
+/// Who among the agent's partners and everyone else may take a task.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerMode {
+    /// Partners alone during the first-look window, then everyone.
+    #[default]
+    Prefer,
+    /// Partners only.
+    Only,
+    /// Everyone at once; no partner bonus.
+    None,
+}
+
+impl PartnerMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartnerMode::Prefer => "prefer",
+            PartnerMode::Only => "only",
+            PartnerMode::None => "none",
+        }
+    }
+}
+
+/// How consensus votes are weighed.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Weighting {
+    /// Every vote counts 1.
+    #[default]
+    None,
+    /// A vote counts the worker's trust score / 50.
+    Trust,
+}
+
+impl Weighting {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Weighting::None => "none",
+            Weighting::Trust => "trust",
+        }
+    }
+}
+
+/// The most humans one task may use.
+pub const MAX_WORKERS: u32 = 15;
 
 /// A task request before validation: the kind, its main text, kind-specific details and the
 /// common fields.
@@ -107,7 +165,7 @@ macro_rules! task_request {
         |$this:ident| ($instruction:expr, $details:expr)
     ) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+        #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $( $(#[$fdoc])* pub $field: $ty, )*
@@ -125,6 +183,7 @@ macro_rules! task_request {
             /// Dollars paid per human, e.g. 5.00. Defaults to the kind's standard budget.
             /// Held in escrow from your balance when the task is created.
             #[serde(default)]
+            #[schema(value_type = Option<crate::http::openapi::Dollars>)]
             pub budget: Option<Dollars>,
             /// When the task must be done: an RFC 3339 time ("2026-12-05T18:00:00Z") or a
             /// duration from now ("30m", "2h", "3d"). Unfinished tasks expire then and are refunded.
@@ -133,12 +192,14 @@ macro_rules! task_request {
             /// The form of answer you want: {"type": "yes_no"}, {"type": "choice", "options": [...]},
             /// {"type": "rating", "min": 1, "max": 5}, {"type": "number"} or {"type": "text"}.
             #[serde(default)]
+            #[schema(value_type = Option<crate::http::openapi::ResponseFormat>)]
             pub response: Option<ResponseFormat>,
             /// Proof the worker must send with the answer: any of "text", "photo", "gps".
             #[serde(default)]
             pub proof: Option<Vec<ProofKind>>,
             /// Your own key-value data, returned with the task (at most 16 KB).
             #[serde(default)]
+            #[schema(value_type = Option<Object>)]
             pub metadata: Option<Map<String, Value>>,
             /// A URL that receives a signed POST each time the task changes state (claimed,
             /// completed, approved …); public addresses only.
@@ -152,6 +213,30 @@ macro_rules! task_request {
             /// (0 to 120, default 30). Pick the result up later with `get_task`.
             #[serde(default)]
             pub wait_seconds: Option<u32>,
+            /// Consensus: how many different humans answer (1 to 15, default 1). The hold is
+            /// budget × the most workers the task may use.
+            #[serde(default)]
+            pub workers: Option<u32>,
+            /// Consensus: how many answers must agree (default a strict majority of `workers`).
+            #[serde(default)]
+            pub agreement: Option<u32>,
+            /// Consensus: when answers split, add workers up to this many (default `workers`;
+            /// at most 15). Held up front; unused slots are refunded.
+            #[serde(default)]
+            pub max_workers: Option<u32>,
+            /// Consensus: "none" (each vote counts 1, the default) or "trust" (a vote counts the
+            /// worker's trust score / 50).
+            #[serde(default)]
+            pub weighting: Option<Weighting>,
+            /// Your partners (workers you partnered with): "prefer" (they see the task alone
+            /// for the first-look window, then everyone does; the default), "only" (only they
+            /// may take it) or "none" (everyone at once, no partner bonus).
+            #[serde(default)]
+            pub partners: Option<PartnerMode>,
+            /// Minutes your partners see the task alone when `partners` is "prefer" (0 to 1440;
+            /// default the server's setting, 10).
+            #[serde(default)]
+            pub first_look_minutes: Option<u32>,
         }
 
         impl $name {
@@ -176,6 +261,12 @@ macro_rules! task_request {
                         callback_url: self.callback_url,
                         idempotency_key: self.idempotency_key,
                         wait_seconds: self.wait_seconds,
+                        workers: self.workers,
+                        agreement: self.agreement,
+                        max_workers: self.max_workers,
+                        weighting: self.weighting,
+                        partners: self.partners,
+                        first_look_minutes: self.first_look_minutes,
                     },
                 }
             }
@@ -284,7 +375,7 @@ task_request!(
 );
 
 /// The body of `POST /v1/tasks`: the kind (or tool name) plus that kind's fields.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CreateTaskBody {
     #[serde(alias = "verify")]
@@ -349,6 +440,16 @@ pub struct NewTask {
     pub idempotency_key: Option<String>,
     /// Hash of the request as sent, to tell a retry from a different request under one key.
     pub request_hash: String,
+    /// How many humans answer at first.
+    pub workers: u32,
+    /// How many answers must agree.
+    pub agreement: u32,
+    /// The most humans the task may grow to when answers split.
+    pub max_workers: u32,
+    pub weighting: Weighting,
+    pub partners: PartnerMode,
+    /// The first-look window asked for, in minutes; `None` for the server's setting.
+    pub first_look_minutes: Option<u32>,
 }
 
 impl TaskDraft {
@@ -454,6 +555,12 @@ impl TaskDraft {
             .idempotency_key
             .map(|k| read_idempotency_key(&k))
             .transpose()?;
+        let (workers, agreement, max_workers) = read_consensus(
+            common.workers,
+            common.agreement,
+            common.max_workers,
+            &response,
+        )?;
 
         Ok(NewTask {
             kind,
@@ -476,6 +583,19 @@ impl TaskDraft {
             deadline_at_ms,
             idempotency_key,
             request_hash,
+            workers,
+            agreement,
+            max_workers,
+            weighting: common.weighting.unwrap_or_default(),
+            partners: common.partners.unwrap_or_default(),
+            first_look_minutes: match common.first_look_minutes {
+                Some(minutes) if minutes > 24 * 60 => {
+                    return Err(ServiceError::invalid(format!(
+                        "first_look_minutes {minutes} is too long; give 0 to 1440"
+                    )));
+                }
+                other => other,
+            },
         })
     }
 
@@ -487,6 +607,46 @@ impl TaskDraft {
         copy.common.wait_seconds = None;
         crate::auth::sha256_hex(serde_json::to_string(&copy).unwrap_or_default().as_bytes())
     }
+}
+
+/// Reads the consensus fields: `workers` 1 to 15, `agreement` 1 to `workers` (default a strict
+/// majority), `max_workers` from `workers` to 15 (default `workers`).
+fn read_consensus(
+    workers: Option<u32>,
+    agreement: Option<u32>,
+    max_workers: Option<u32>,
+    response: &ResponseFormat,
+) -> ServiceResult<(u32, u32, u32)> {
+    let workers = workers.unwrap_or(1);
+    if !(1..=MAX_WORKERS).contains(&workers) {
+        return Err(ServiceError::invalid(format!(
+            "workers {workers} is out of range; ask for 1 to {MAX_WORKERS} humans"
+        )));
+    }
+    let max_workers = max_workers.unwrap_or(workers);
+    if !(workers..=MAX_WORKERS).contains(&max_workers) {
+        return Err(ServiceError::invalid(format!(
+            "max_workers {max_workers} is out of range; give {workers} (the workers asked for) \
+             to {MAX_WORKERS}"
+        )));
+    }
+    let default = crate::domain::consensus::majority(workers);
+    let agreement = match agreement {
+        Some(n) if matches!(response, ResponseFormat::Text) && workers > 1 => {
+            return Err(ServiceError::invalid(format!(
+                "agreement {n} needs answers that can be compared; free text is collected, not \
+                 compared: give the task options or another response format"
+            )));
+        }
+        Some(n) if !(1..=workers).contains(&n) => {
+            return Err(ServiceError::invalid(format!(
+                "agreement {n} is out of range; give 1 to {workers} (the workers asked for)"
+            )));
+        }
+        Some(n) => n,
+        None => default,
+    };
+    Ok((workers, agreement, max_workers))
 }
 
 /// Checks an idempotency key: 1 to 200 visible ASCII characters.

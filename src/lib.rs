@@ -10,6 +10,8 @@ pub mod http;
 pub mod input;
 pub mod ledger;
 pub mod mcp;
+pub mod payments;
+pub mod sandbox;
 pub mod service;
 pub mod store;
 pub mod web;

@@ -816,7 +816,7 @@ async fn a_photo_sent_for_two_tasks_is_flagged_the_second_time() {
                 .await
                 .unwrap();
             let lease = svc.claim(&worker, plain.task_id.as_str()).await.unwrap();
-            svc.record_proof_photo(&worker, &lease, &photo)
+            svc.record_proof_photo(&worker, &lease, &photo, None)
                 .await
                 .unwrap();
             clock.advance(Duration::from_secs(120));

@@ -155,7 +155,7 @@ fn assert_error_code(body: &Value, code: &str) {
 }
 
 #[tokio::test]
-async fn every_protocol_version_initializes_and_lists_the_thirteen_tools() {
+async fn every_protocol_version_initializes_and_lists_every_tool() {
     let server = Server::start().await;
     let key = server.agent().await;
     for version in VERSIONS {
@@ -165,7 +165,7 @@ async fn every_protocol_version_initializes_and_lists_the_thirteen_tools() {
         let tools = server
             .request(&key, &session, version, "tools/list", json!({}))
             .await;
-        assert_eq!(tool_names(&tools).len(), 15, "{version}: {tools}");
+        assert_eq!(tool_names(&tools).len(), 19, "{version}: {tools}");
         assert!(tool_names(&tools).contains(&"verify".to_owned()));
     }
 }
@@ -402,7 +402,7 @@ async fn huge_and_malformed_messages_are_refused_and_the_server_goes_on() {
     let tools = server
         .request(&key, &session, "2025-06-18", "tools/list", json!({}))
         .await;
-    assert_eq!(tool_names(&tools).len(), 15);
+    assert_eq!(tool_names(&tools).len(), 19);
     let balance = server
         .request(
             &key,
@@ -590,7 +590,7 @@ async fn the_stateless_revision_lists_tools_and_acts_for_the_key_without_a_sessi
     assert_eq!(listed.status(), StatusCode::OK);
     assert!(listed.headers().get("mcp-session-id").is_none());
     let listed = reply_of(listed).await;
-    assert_eq!(tool_names(&listed).len(), 15, "{listed}");
+    assert_eq!(tool_names(&listed).len(), 19, "{listed}");
 
     let balance = send(
         2,

@@ -403,7 +403,8 @@ async fn a_worker_signs_in_claims_and_sends_a_photo_the_agent_can_fetch() {
             .send()
             .await
             .unwrap();
-        assert_eq!(worker.status(), StatusCode::UNAUTHORIZED);
+        // A valid key of another role: forbidden, as on every agent route.
+        assert_eq!(worker.status(), StatusCode::FORBIDDEN);
         let anonymous = app.client.get(app.url(link)).send().await.unwrap();
         assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
@@ -731,5 +732,85 @@ async fn third_party_details_reach_only_the_claim_holder_and_never_the_log() {
         );
         drop(server);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[tokio::test]
+async fn a_worker_sees_their_tier_and_partners_and_can_leave_one() {
+    for db in common::databases().await {
+        let svc = common::service(&db).await;
+        let (agent, agent_key) = common::funded_agent(&svc, "20").await;
+        let (worker, worker_key) = common::worker(&svc, "cy").await;
+        let app = App::start(svc.clone()).await;
+
+        // The worker answers one task through the REST API; the agent partners with them.
+        let task_id = app
+            .create_task(
+                &agent_key,
+                json!({"kind": "gut_check", "question": "Friendly?", "partners": "none"}),
+            )
+            .await;
+        let lease = svc.claim(&worker, &task_id).await.unwrap();
+        let answer = humanping::service::SubmissionInput {
+            answer: Some("yes".into()),
+            structured: None,
+            notes: None,
+            proof: None,
+        };
+        svc.submit(&worker, lease.assignment_id.as_str(), answer)
+            .await
+            .unwrap();
+        svc.partner_add(
+            &agent,
+            worker.as_str(),
+            Some("Short answers, please."),
+            Some(1250),
+        )
+        .await
+        .unwrap();
+        let second = app
+            .create_task(
+                &agent_key,
+                json!({"kind": "gut_check", "question": "Warm?", "partners": "only"}),
+            )
+            .await;
+        assert!(!second.is_empty());
+
+        let (_, token) = svc.create_sign_in_link(worker.as_str()).await.unwrap();
+        let signed = app
+            .post_form("/app/sign-in/link", None, &[("token", &token)])
+            .await;
+        let cookie = session_cookie(&signed);
+        let (_, feed, _) = app.get("/app", Some(&cookie)).await;
+        assert!(feed.contains("From an agent you partner with"), "{feed}");
+        assert!(feed.contains("Short answers, please."));
+
+        let (status, page, _) = app.get("/app/me", Some(&cookie)).await;
+        assert_eq!(status, StatusCode::OK, "{}", db.name);
+        // The instant answer was flagged too fast, which caps the score at 30: a starter.
+        assert!(page.contains("Tier: <strong>starter</strong>"), "{page}");
+        assert!(page.contains("15 more points reach trusted"), "{page}");
+        assert!(page.contains("12.5% of each budget"), "{page}");
+        let token = csrf(&page);
+        let forged = app
+            .post_form(
+                &format!("/app/partners/{agent}/leave"),
+                Some(&cookie),
+                &[("csrf", "forged")],
+            )
+            .await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        let left = app
+            .post_form(
+                &format!("/app/partners/{agent}/leave"),
+                Some(&cookie),
+                &[("csrf", &token)],
+            )
+            .await;
+        assert_eq!(left.status(), StatusCode::SEE_OTHER, "{}", db.name);
+        assert!(svc.partners(&agent).await.unwrap().is_empty());
+        let (_, page, _) = app.get("/app/me", Some(&cookie)).await;
+        assert!(page.contains("None yet."), "{page}");
+        drop(worker_key);
     }
 }

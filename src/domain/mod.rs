@@ -1,6 +1,7 @@
 //! Pure rules of the marketplace: money, task kinds, states, answer formats, trust and
 //! geography. Nothing here touches a database or the network.
 
+pub mod consensus;
 pub mod geo;
 pub mod ids;
 pub mod kind;

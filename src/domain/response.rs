@@ -30,6 +30,9 @@ pub enum ResponseFormat {
         /// Unit the number is in, e.g. "minutes" or "EUR".
         #[serde(default, skip_serializing_if = "Option::is_none")]
         unit: Option<String>,
+        /// With several workers: how far apart two numbers may be and still agree (default 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tolerance: Option<f64>,
     },
     /// Free text.
     Text,
@@ -60,6 +63,8 @@ enum Tagged {
     Number {
         #[serde(default)]
         unit: Option<String>,
+        #[serde(default)]
+        tolerance: Option<f64>,
     },
     Text,
 }
@@ -91,7 +96,7 @@ impl TryFrom<FormatInput> for ResponseFormat {
         let allowed: &[&str] = match object.get("type").and_then(Value::as_str) {
             Some("choice") => &["type", "options"],
             Some("rating") => &["type", "min", "max"],
-            Some("number") => &["type", "unit"],
+            Some("number") => &["type", "unit", "tolerance"],
             _ => &["type"],
         };
         if let Some(extra) = object.keys().find(|key| !allowed.contains(&key.as_str())) {
@@ -103,7 +108,7 @@ impl TryFrom<FormatInput> for ResponseFormat {
             Tagged::YesNo => ResponseFormat::YesNo,
             Tagged::Choice { options } => ResponseFormat::Choice { options },
             Tagged::Rating { min, max } => ResponseFormat::Rating { min, max },
-            Tagged::Number { unit } => ResponseFormat::Number { unit },
+            Tagged::Number { unit, tolerance } => ResponseFormat::Number { unit, tolerance },
             Tagged::Text => ResponseFormat::Text,
         })
     }
@@ -148,6 +153,11 @@ impl ResponseFormat {
             ResponseFormat::Rating { min, max } if *min < -1000 || *max > 1000 => {
                 Err("response rating: min and max must lie within -1000..1000".into())
             }
+            ResponseFormat::Number {
+                tolerance: Some(t), ..
+            } if !(t.is_finite() && *t >= 0.0) => Err(format!(
+                "response number: tolerance must be a number of 0 or more, not {t}"
+            )),
             _ => Ok(()),
         }
     }
@@ -219,10 +229,13 @@ fn read_number(text: &str) -> Option<f64> {
     plain.parse::<f64>().ok().filter(|n| n.is_finite())
 }
 
-/// Case- and space-folded text for comparing short answers.
-// Limitation: no Unicode NFKC folding yet; full-width and compatibility forms do not match.
-fn fold(text: &str) -> String {
-    text.split_whitespace()
+/// Text folded for comparing short answers: Unicode NFKC (so full-width `ｙｅｓ` reads as
+/// `yes`), lower case, white space trimmed and runs of it made one space.
+pub fn fold(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let normal: String = text.nfkc().collect();
+    normal
+        .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase()
@@ -276,7 +289,10 @@ mod tests {
                 .validate()
                 .is_err()
         );
-        let number = ResponseFormat::Number { unit: None };
+        let number = ResponseFormat::Number {
+            unit: None,
+            tolerance: None,
+        };
         assert_eq!(number.read_answer("1,250.5"), Ok(json!(1250.5)));
         assert_eq!(number.read_answer("-12"), Ok(json!(-12.0)));
         assert_eq!(number.read_answer("0.25"), Ok(json!(0.25)));

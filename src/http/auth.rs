@@ -1,7 +1,9 @@
 //! Who is calling: the API key from `Authorization: Bearer …` or `X-API-Key`, resolved by the
 //! service to an agent or a worker. Keys are never logged; the caller's id goes on the span.
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -16,6 +18,18 @@ pub(crate) struct Agent(pub AgentId);
 /// The worker whose key signed the request.
 pub(crate) struct Worker(pub WorkerId);
 
+/// An operator's key signed the request.
+pub(crate) struct Operator;
+
+/// Notes the caller's network address for the tied-account check; never fails the request.
+pub(crate) async fn note_address(parts: &Parts, service: &HumanPing, principal: &str) {
+    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>()
+        && let Err(error) = service.note_address(principal, peer.ip()).await
+    {
+        tracing::warn!(%error, "could not record the caller's address");
+    }
+}
+
 impl FromRequestParts<HumanPing> for Agent {
     type Rejection = ApiError;
 
@@ -23,6 +37,7 @@ impl FromRequestParts<HumanPing> for Agent {
         let key = presented_key(&parts.headers)?;
         let agent = service.authenticate_agent(key).await?;
         tracing::Span::current().record("caller", tracing::field::display(&agent));
+        note_address(parts, service, agent.as_str()).await;
         Ok(Agent(agent))
     }
 }
@@ -34,7 +49,19 @@ impl FromRequestParts<HumanPing> for Worker {
         let key = presented_key(&parts.headers)?;
         let worker = service.authenticate_worker(key).await?;
         tracing::Span::current().record("caller", tracing::field::display(&worker));
+        note_address(parts, service, worker.as_str()).await;
         Ok(Worker(worker))
+    }
+}
+
+impl FromRequestParts<HumanPing> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, service: &HumanPing) -> Result<Self, ApiError> {
+        let key = presented_key(&parts.headers)?;
+        service.authenticate_operator(key).await?;
+        tracing::Span::current().record("caller", "operator");
+        Ok(Operator)
     }
 }
 

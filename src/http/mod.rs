@@ -16,7 +16,12 @@
 //! | `GET /v1/worker/assignments` | worker | own slots |
 //! | `POST /v1/worker/assignments/{id}/submit` | worker | send the answer and proof |
 //! | `GET /v1/worker/me` | worker | profile, trust and earnings |
-//! | `GET /healthz` | anyone | liveness |
+//! | `POST/GET /v1/partners`, `DELETE /v1/partners/{worker_id}` | agent | partners |
+//! | `GET /v1/worker/partners`, `DELETE /v1/worker/partners/{agent_id}` | worker | who partnered, leave |
+//! | `POST/GET /v1/operator/honeypots` | operator | add a honeypot, list them with their answers |
+//! | `POST /v1/operator/honeypots/{id}/retire` | operator | make no new tasks from a honeypot |
+//! | `POST /v1/balance/topups`, `POST /v1/stripe/webhook`, `/v1/worker/payouts…` | agent, Stripe, worker | real money (see `payments.rs`) |
+//! | `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json` | anyone | operations (`ops.rs`) |
 //! | `POST/GET/DELETE /mcp` | agent | MCP over Streamable HTTP |
 //! | `GET /sse`, `POST /messages` | agent | MCP over the legacy HTTP+SSE transport |
 //!
@@ -27,18 +32,25 @@ mod agent;
 pub(crate) mod auth;
 pub(crate) mod error;
 mod extract;
+mod metrics;
+pub(crate) mod openapi;
+mod operator;
+mod ops;
+mod partners;
+mod payments;
 mod worker;
 
+use std::future::IntoFuture;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
@@ -54,13 +66,19 @@ pub fn router(service: HumanPing) -> Router {
 /// The REST API and the MCP endpoints over `service`, accepting the hosts and origins of
 /// `policy`.
 pub fn router_with(service: HumanPing, policy: NetworkPolicy) -> Router {
+    // The sender is dropped at once: this router's waits are never cut short.
+    app(service, policy, ops::Draining::new().1)
+}
+
+/// The whole HTTP server; `draining` tells long waits when shutdown begins.
+fn app(service: HumanPing, policy: NetworkPolicy, draining: ops::Draining) -> Router {
     let mcp = crate::mcp::http::routes(service.clone()).layer(middleware::from_fn_with_state(
         service.clone(),
         require_agent,
     ));
     let web = crate::web::router(service.clone());
+    let ops = ops::routes(service.clone());
     let api = Router::new()
-        .route("/healthz", get(health))
         .route("/v1/tasks", post(agent::create_task).get(agent::list_tasks))
         .route("/v1/tasks/{id}", get(agent::get_task))
         .route("/v1/tasks/{id}/approve", post(agent::approve))
@@ -78,14 +96,36 @@ pub fn router_with(service: HumanPing, policy: NetworkPolicy) -> Router {
         .route("/v1/worker/assignments/{id}/submit", post(worker::submit))
         .route("/v1/worker/assignments/{id}/release", post(worker::release))
         .route("/v1/worker/me", get(worker::me))
+        .route("/v1/partners", post(partners::add).get(partners::list))
+        .route(
+            "/v1/partners/{worker_id}",
+            axum::routing::delete(partners::remove),
+        )
+        .route("/v1/worker/partners", get(partners::mine))
+        .route(
+            "/v1/worker/partners/{agent_id}",
+            axum::routing::delete(partners::leave),
+        )
+        .route(
+            "/v1/operator/honeypots",
+            post(operator::add_honeypot).get(operator::honeypots),
+        )
+        .route(
+            "/v1/operator/honeypots/{id}/retire",
+            post(operator::retire_honeypot),
+        )
+        .merge(payments::routes())
+        .route_layer(middleware::from_fn(self::metrics::label_route))
         .fallback(error::no_route)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(axum::Extension(draining))
         .with_state(service);
 
     // A layer on a router wraps each route, inside the code that answers 405 and sets its
     // `Allow` header; wrapping the whole router as a fallback lets the middleware see that too.
     Router::new()
         .merge(mcp)
+        .merge(ops)
         .fallback_service(api)
         .layer(middleware::from_fn(error::one_error_shape))
         .layer(middleware::from_fn(trace_request))
@@ -94,6 +134,7 @@ pub fn router_with(service: HumanPing, policy: NetworkPolicy) -> Router {
             Arc::new(policy),
             crate::mcp::http::guard,
         ))
+        .layer(middleware::from_fn(self::metrics::track_requests))
 }
 
 /// Lets only requests signed by an agent key through, marked with that agent.
@@ -106,12 +147,30 @@ async fn require_agent(
     next.run(request).await
 }
 
-/// Serves the REST API on `listener` until ctrl-c or SIGTERM, then lets requests in flight
-/// finish (a long-polling `?wait=` may hold shutdown for up to its 120 seconds).
+/// How long requests in flight may take to finish once the server is told to stop, unless the
+/// operator says otherwise.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Serves the REST API on `listener` until ctrl-c or SIGTERM, then stops as
+/// [`serve_with_grace`] does, within [`DEFAULT_SHUTDOWN_GRACE`].
 pub async fn serve(
     service: HumanPing,
     listener: TcpListener,
     policy: NetworkPolicy,
+) -> anyhow::Result<()> {
+    serve_with_grace(service, listener, policy, DEFAULT_SHUTDOWN_GRACE).await
+}
+
+/// Serves the REST API on `listener` until ctrl-c or SIGTERM, then stops gracefully: no new
+/// connection is accepted, waits for a result end at once with the task as it is, requests in
+/// flight finish, and whatever is still open after `grace` (event streams, a slow request) is
+/// closed. Nothing is settled or voided on the way out: tasks and their escrow holds stay in the
+/// database for the next start.
+pub async fn serve_with_grace(
+    service: HumanPing,
+    listener: TcpListener,
+    policy: NetworkPolicy,
+    grace: Duration,
 ) -> anyhow::Result<()> {
     let address = listener
         .local_addr()
@@ -125,18 +184,34 @@ pub async fn serve(
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router_with(service, policy))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving the REST API")?;
+    let (stop, draining) = ops::Draining::new();
+    let mut stopping = stop.subscribe();
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    // The peer address reaches handlers for the tied-account check (`ConnectInfo`).
+    let app = app(service, policy, draining).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .into_future();
+    // Limitation: open MCP event streams are not told of the shutdown; the grace period cuts them.
+    let grace_over = async move {
+        if stopping.wait_for(|stopping| *stopping).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = server => served.context("serving the REST API")?,
+        () = grace_over => tracing::warn!(
+            grace_secs = grace.as_secs_f64(),
+            "grace period over; closing the connections still open"
+        ),
+    }
 
     tracing::info!("REST API stopped");
     Ok(())
-}
-
-/// `GET /healthz`.
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
 }
 
 /// Runs each request in a span with its method and path (never its headers, which carry keys);

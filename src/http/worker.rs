@@ -12,20 +12,31 @@ use crate::service::views::{AssignmentView, OfferView, WorkerProfile};
 use crate::service::{HumanPing, SubmissionInput};
 
 /// The body of `GET /v1/worker/tasks`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Offers {
     /// Tasks this worker may claim now, best first.
     tasks: Vec<OfferView>,
 }
 
 /// The body of `GET /v1/worker/assignments`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Assignments {
     /// This worker's slots, in every state.
     assignments: Vec<AssignmentView>,
 }
 
 /// `GET /v1/worker/tasks`: the tasks the router offers this worker.
+#[utoipa::path(
+    get,
+    path = "/v1/worker/tasks",
+    tag = "worker",
+    security(("bearer" = []), ("api_key" = [])),
+    responses((
+        status = 200,
+        description = "Tasks this worker may claim, best first",
+        body = Offers
+    ))
+)]
 pub(crate) async fn offers(
     State(service): State<HumanPing>,
     Worker(worker): Worker,
@@ -35,6 +46,26 @@ pub(crate) async fn offers(
 }
 
 /// `POST /v1/worker/tasks/{id}/claim`: takes one slot of a task, under a lease.
+#[utoipa::path(
+    post,
+    path = "/v1/worker/tasks/{id}/claim",
+    tag = "worker",
+    params(("id" = String, Path, description = "The task's id (tsk_…)")),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "The claim, with its lease", body = AssignmentView),
+        (
+            status = 404,
+            description = "No such task offered to this worker",
+            body = super::openapi::ErrorDoc
+        ),
+        (
+            status = 409,
+            description = "No slot is free, or this worker already holds one",
+            body = super::openapi::ErrorDoc
+        ),
+    )
+)]
 pub(crate) async fn claim(
     State(service): State<HumanPing>,
     Worker(worker): Worker,
@@ -45,6 +76,29 @@ pub(crate) async fn claim(
 }
 
 /// `POST /v1/worker/assignments/{id}/submit`: sends the answer and its proof.
+#[utoipa::path(
+    post,
+    path = "/v1/worker/assignments/{id}/submit",
+    tag = "worker",
+    params(
+        ("id" = String, Path, description = "The assignment's id (asg_…)"),
+    ),
+    request_body = super::openapi::SubmissionInput,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The assignment, submitted", body = AssignmentView),
+        (
+            status = 404,
+            description = "No such assignment of this worker",
+            body = super::openapi::ErrorDoc
+        ),
+        (
+            status = 409,
+            description = "The claim is no longer live",
+            body = super::openapi::ErrorDoc
+        ),
+    )
+)]
 pub(crate) async fn submit(
     State(service): State<HumanPing>,
     Worker(worker): Worker,
@@ -56,6 +110,28 @@ pub(crate) async fn submit(
 }
 
 /// `POST /v1/worker/assignments/{id}/release`: gives a claim back; the slot returns to the pool.
+#[utoipa::path(
+    post,
+    path = "/v1/worker/assignments/{id}/release",
+    tag = "worker",
+    params(
+        ("id" = String, Path, description = "The assignment's id (asg_…)"),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The assignment, given back", body = AssignmentView),
+        (
+            status = 404,
+            description = "No such assignment of this worker",
+            body = super::openapi::ErrorDoc
+        ),
+        (
+            status = 409,
+            description = "The claim is no longer live",
+            body = super::openapi::ErrorDoc
+        ),
+    )
+)]
 pub(crate) async fn release(
     State(service): State<HumanPing>,
     Worker(worker): Worker,
@@ -76,6 +152,13 @@ fn not_yours(assignment_id: &str) -> crate::service::ServiceError {
 }
 
 /// `GET /v1/worker/assignments`: this worker's slots.
+#[utoipa::path(
+    get,
+    path = "/v1/worker/assignments",
+    tag = "worker",
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, description = "This worker's slots", body = Assignments))
+)]
 pub(crate) async fn assignments(
     State(service): State<HumanPing>,
     Worker(worker): Worker,
@@ -85,6 +168,13 @@ pub(crate) async fn assignments(
 }
 
 /// `GET /v1/worker/me`: trust score, earnings and assignment counts.
+#[utoipa::path(
+    get,
+    path = "/v1/worker/me",
+    tag = "worker",
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, description = "Profile, trust and earnings", body = WorkerProfile))
+)]
 pub(crate) async fn me(
     State(service): State<HumanPing>,
     Worker(worker): Worker,

@@ -41,6 +41,10 @@ pub(crate) struct DisputeArgs {
     /// Why the result is wrong or unusable, in a sentence or two. Shown to the operator who
     /// reviews disputes.
     pub reason: String,
+    /// With several humans: the one result you reject (its `assignment_id` from `results`);
+    /// the others stay for review. Without it, every result is rejected.
+    #[serde(default)]
+    pub assignment_id: Option<String>,
     /// A key of your choosing that makes retries safe: the same key returns the first
     /// result and never refunds twice.
     #[serde(default)]
@@ -84,6 +88,31 @@ pub(crate) struct WorkerArgs {
     pub worker_id: String,
 }
 
+/// Arguments of `partner_add`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PartnerAddArgs {
+    /// The worker's id (e.g. "wkr_…") from one of your tasks' results.
+    pub worker_id: String,
+    /// Notes shown to this partner with each of your tasks: your preferences, context they
+    /// should know (at most 4000 characters). Replaces earlier notes.
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// A bonus paid to this partner on top of the budget, in basis points of it (0 to 5000;
+    /// 1000 = 10%). Held with each task while you have partners.
+    #[serde(default)]
+    pub bonus_bps: Option<u32>,
+}
+
 /// The default and the bounds of `list_tasks`'s `limit`.
 pub(crate) const DEFAULT_LIST_LIMIT: u32 = 20;
 pub(crate) const MAX_LIST_LIMIT: u32 = 100;
+
+/// Arguments of `topup`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TopupArgs {
+    /// Dollars to add to your balance, e.g. 25.00 ($1.00 to $10,000.00). You get a Stripe
+    /// Checkout link to pay; the balance grows once Stripe confirms the payment.
+    pub amount: crate::domain::money::Dollars,
+}

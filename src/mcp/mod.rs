@@ -53,7 +53,10 @@ const INSTRUCTIONS: &str = "HumanPing sends tasks to real humans: fact checks (v
     a task nobody has taken, `list_tasks` shows your tasks and `balance` your money; give an \
     `idempotency_key` to any call you might retry, so nothing is created or charged twice. \
     `block_worker` keeps a worker whose work you distrust off your tasks (`unblock_worker` undoes \
-    it). \
+    it); `partner_add` keeps one whose work you liked: partners see your tasks first, with your \
+    notes, and earn your bonus (`partners`, `partner_remove`). Ask several humans with \
+    `workers` (and `agreement`, `max_workers`): the result then carries the agreed answer, the \
+    votes and a confidence. \
     Each task is also the resource humanping://tasks/{task_id}: read it, or subscribe to it to \
     hear when the human answers.";
 

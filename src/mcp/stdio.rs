@@ -20,16 +20,22 @@ const BUFFER: usize = 64;
 /// How much of an oversized line is kept to find its request id.
 const ID_SEARCH_BYTES: usize = 64 * 1024;
 
+/// A line ready to be written, as the outgoing half turns each message into one.
+type Encoded = futures::future::Ready<Result<String, mpsc::SendError>>;
+
+/// The outgoing half: messages encoded into lines for the writer task.
+pub(crate) type LineSink = futures::sink::With<
+    mpsc::Sender<String>,
+    String,
+    TxJsonRpcMessage<RoleServer>,
+    Encoded,
+    fn(TxJsonRpcMessage<RoleServer>) -> Encoded,
+>;
+
 /// The halves rmcp serves on, and the tasks that move bytes; await `pump` after the service
 /// ended so the last lines are written before the process exits.
 pub(crate) struct StdioTransport {
-    pub sink: futures::sink::With<
-        mpsc::Sender<String>,
-        String,
-        TxJsonRpcMessage<RoleServer>,
-        futures::future::Ready<Result<String, mpsc::SendError>>,
-        fn(TxJsonRpcMessage<RoleServer>) -> futures::future::Ready<Result<String, mpsc::SendError>>,
-    >,
+    pub sink: LineSink,
     pub stream: mpsc::Receiver<RxJsonRpcMessage<RoleServer>>,
     pub pump: tokio::task::JoinHandle<()>,
     /// Becomes `true` when stdin ends: calls still waiting for a human stop then, so the

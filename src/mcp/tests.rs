@@ -26,15 +26,19 @@ const TASK_TOOLS: [&str; 7] = [
     "vibe",
     "reality_check",
 ];
-const FOLLOW_UP_TOOLS: [&str; 8] = [
+const FOLLOW_UP_TOOLS: [&str; 12] = [
     "get_task",
     "approve",
     "dispute",
     "cancel_task",
     "list_tasks",
     "balance",
+    "topup",
     "block_worker",
     "unblock_worker",
+    "partner_add",
+    "partner_remove",
+    "partners",
 ];
 
 fn tools() -> Vec<Tool> {
@@ -49,7 +53,7 @@ fn tool(name: &str) -> Tool {
 }
 
 #[test]
-fn the_server_offers_exactly_the_fifteen_tools() {
+fn the_server_offers_exactly_its_nineteen_tools() {
     let mut names: Vec<String> = tools().iter().map(|t| t.name.to_string()).collect();
     names.sort();
     let mut expected: Vec<&str> = TASK_TOOLS.iter().chain(&FOLLOW_UP_TOOLS).copied().collect();
@@ -357,7 +361,7 @@ async fn the_server_introduces_itself() {
     assert!(init["instructions"].as_str().unwrap().contains("get_task"));
     let listed = wire.request("tools/list", json!({})).await;
     let listed = listed["result"]["tools"].as_array().unwrap().clone();
-    assert_eq!(listed.len(), 15);
+    assert_eq!(listed.len(), TASK_TOOLS.len() + FOLLOW_UP_TOOLS.len());
     for tool in listed {
         assert!(tool["inputSchema"].is_object(), "{}", tool["name"]);
         assert!(tool["outputSchema"].is_object(), "{}", tool["name"]);
@@ -993,7 +997,7 @@ async fn proof_photos_are_resources_only_the_tasks_agent_can_read() {
         .await
         .unwrap();
     db.service
-        .record_proof_photo(&worker, &assignment, &photo)
+        .record_proof_photo(&worker, &assignment, &photo, None)
         .await
         .unwrap();
     let answer = SubmissionInput {

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use super::HumanPingMcp;
 use super::args::{
     ApproveArgs, CancelTaskArgs, DEFAULT_LIST_LIMIT, DisputeArgs, GetTaskArgs, ListTasksArgs,
-    MAX_LIST_LIMIT, WorkerArgs,
+    MAX_LIST_LIMIT, PartnerAddArgs, WorkerArgs,
 };
 use super::error::ToolError;
 use super::http::CallerAgent;
@@ -41,6 +41,22 @@ pub(crate) struct WorkerBlockView {
     pub worker_id: String,
     /// Whether the worker is now kept off your tasks.
     pub blocked: bool,
+}
+
+/// What `partner_remove` returns.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct PartnerRemoved {
+    /// The worker concerned.
+    pub worker_id: String,
+    /// Whether the worker is still your partner (false).
+    pub partner: bool,
+}
+
+/// What `partners` returns.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct PartnerList {
+    /// Your partners, oldest first, with their record on your tasks.
+    pub partners: Vec<crate::service::PartnerView>,
 }
 
 /// How often a waiting call tells the client it is still waiting.
@@ -285,10 +301,18 @@ impl HumanPingMcp {
         let span = tool_span("dispute", agent, Some(&args.task_id));
         async {
             let key = args.idempotency_key.as_deref();
-            let view = self
-                .service
-                .dispute(agent, &args.task_id, &args.reason, key)
-                .await?;
+            let view = match &args.assignment_id {
+                Some(one) => {
+                    self.service
+                        .dispute_result(agent, &args.task_id, one, &args.reason, key)
+                        .await?
+                }
+                None => {
+                    self.service
+                        .dispute(agent, &args.task_id, &args.reason, key)
+                        .await?
+                }
+            };
             tracing::debug!(status = view.status.as_str(), "result disputed");
             Ok(Json(view))
         }
@@ -376,6 +400,28 @@ impl HumanPingMcp {
             .await
     }
 
+    /// Add money to your balance with a card, through Stripe: returns a Checkout link for a
+    /// person to open and pay. Nothing is credited until Stripe confirms the payment; then
+    /// `balance` shows it. Only on servers with Stripe configured.
+    #[tool(annotations(
+        title = "Top up the balance",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = true
+    ))]
+    async fn topup(
+        &self,
+        Parameters(args): Parameters<super::args::TopupArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<crate::payments::TopupView>, ToolError> {
+        let agent = self.agent(&context)?;
+        let span = tool_span("topup", agent, None);
+        async { Ok(Json(self.service.create_topup(agent, args.amount.0).await?)) }
+            .instrument(span)
+            .await
+    }
+
     /// Keep a worker off your tasks, e.g. after a faked or careless result: they are no
     /// longer offered your tasks and cannot claim them. A claim they already hold is not
     /// affected. Blocking a worker twice changes nothing.
@@ -424,6 +470,89 @@ impl HumanPingMcp {
             Ok(Json(WorkerBlockView {
                 worker_id: args.worker_id,
                 blocked: false,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Partner with a worker whose work you liked (their worker_id is in a task's results).
+    /// Partners see your new tasks first (alone for a first-look window), read your notes with
+    /// each task, and earn the bonus you set on top of the budget. Calling it again updates
+    /// the notes and bonus.
+    #[tool(annotations(
+        title = "Partner with a worker",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn partner_add(
+        &self,
+        Parameters(args): Parameters<PartnerAddArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<crate::service::PartnerView>, ToolError> {
+        let agent = self.agent(&context)?;
+        let span = tool_span("partner_add", agent, None);
+        async {
+            let partner = self
+                .service
+                .partner_add(
+                    agent,
+                    &args.worker_id,
+                    args.notes.as_deref(),
+                    args.bonus_bps,
+                )
+                .await?;
+            Ok(Json(partner))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// End a partnership: the worker no longer sees your tasks first or earns your bonus.
+    #[tool(annotations(
+        title = "Remove a partner",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn partner_remove(
+        &self,
+        Parameters(args): Parameters<WorkerArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<PartnerRemoved>, ToolError> {
+        let agent = self.agent(&context)?;
+        let span = tool_span("partner_remove", agent, None);
+        async {
+            self.service.partner_remove(agent, &args.worker_id).await?;
+            Ok(Json(PartnerRemoved {
+                worker_id: args.worker_id,
+                partner: false,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Your partners, with their notes, bonus, trust score and record on your tasks.
+    #[tool(annotations(
+        title = "List partners",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn partners(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<PartnerList>, ToolError> {
+        let agent = self.agent(&context)?;
+        let span = tool_span("partners", agent, None);
+        async {
+            Ok(Json(PartnerList {
+                partners: self.service.partners(agent).await?,
             }))
         }
         .instrument(span)

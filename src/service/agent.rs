@@ -16,7 +16,7 @@ use crate::auth::sha256_hex;
 use crate::domain::ids::{AgentId, TaskId};
 use crate::domain::money::{CURRENCY, Cents};
 use crate::domain::status::TaskStatus;
-use crate::input::{TaskDraft, read_idempotency_key};
+use crate::input::{PartnerMode, TaskDraft, read_idempotency_key};
 use crate::ledger::{self, LedgerError, account};
 
 /// How often a waiter looks again even when it heard of no change: a safety net for a lost
@@ -33,11 +33,7 @@ impl HumanPing {
             super::webhooks::check_url(url, self.config.allow_private_webhooks)
                 .map_err(ServiceError::InvalidInput)?;
         }
-        let slots: i64 = 1;
-        let hold = task
-            .budget
-            .checked_mul(slots)
-            .ok_or_else(|| ServiceError::invalid("budget × workers is too large"))?;
+        let slots = i64::from(task.workers);
         let task_id = TaskId::generate();
 
         let mut tx = self.store.begin().await?;
@@ -58,24 +54,37 @@ impl HumanPing {
                 return self.get_task(agent, &existing).await;
             }
         }
-        let escrow = account::escrow(&task_id);
-        ledger::open_account(
+        // The partner bonus is held with each slot, on top of the budget.
+        let (bonus, has_partners) = match task.partners {
+            PartnerMode::None => (Cents::ZERO, false),
+            _ => super::partners::bonus_reserve(&mut tx, agent, task.budget).await?,
+        };
+        if task.partners == PartnerMode::Only && !has_partners {
+            return Err(ServiceError::invalid(
+                "partners \"only\" needs partners: add one with partner_add (a worker id from a \
+                 result), or send partners \"prefer\"",
+            ));
+        }
+        let first_look_until = (task.partners == PartnerMode::Prefer && has_partners).then(|| {
+            let minutes = task
+                .first_look_minutes
+                .map_or(self.config.partner_first_look.as_millis() as i64, |m| {
+                    i64::from(m) * 60_000
+                });
+            now + minutes
+        });
+        let hold = task
+            .budget
+            .checked_add(bonus)
+            .and_then(|slot| slot.checked_mul(i64::from(task.max_workers)))
+            .ok_or_else(|| ServiceError::invalid("budget × workers is too large"))?;
+        crate::payments::policy::check(self, &mut tx, agent, hold, &task.request_hash, now).await?;
+        let pending = match hold_in_escrow(
             &mut tx,
-            &escrow,
-            "escrow",
-            Some(task_id.as_str()),
-            true,
-            now,
-        )
-        .await?;
-        let memo = format!("escrow for {} task", task.kind);
-        let pending = match ledger::hold(
-            &mut tx,
+            &task_id,
             &account::agent(agent),
-            &escrow,
             hold,
-            Some(task_id.as_str()),
-            &memo,
+            task.kind,
             now,
         )
         .await
@@ -95,38 +104,26 @@ impl HumanPing {
             Err(other) => return Err(super::settle::ledger_fault(other)),
         };
 
-        sqlx::query(
-            "INSERT INTO tasks (id, agent_id, kind, instruction, details, context, address, lat, lng, \
-             radius_m, language, response_format, proof, metadata, callback_url, budget_cents, fee_bps, \
-             currency, slots, status, hold_transfer_id, held_cents, deadline_at, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, 'NaN'), NULLIF($9, 'NaN'), $10, $11, $12, $13, $14, $15, \
-             $16, $17, $18, $19, 'open', $20, $21, $22, $23, $23)",
+        insert_task(
+            &mut tx,
+            &task_id,
+            agent,
+            &task,
+            slots,
+            &pending.id,
+            hold,
+            self.config.fee_bps,
+            now,
         )
-        .bind(task_id.as_str())
-        .bind(agent.as_str())
-        .bind(task.kind.as_str())
-        .bind(&task.instruction)
-        .bind(json(&task.details))
-        .bind(&task.context)
-        .bind(&task.address)
-        .bind(crate::store::nullable_f64(task.lat))
-        .bind(crate::store::nullable_f64(task.lng))
-        .bind(task.radius_m)
-        .bind(&task.language)
-        .bind(json(&task.response))
-        .bind(json(&task.proof))
-        .bind(task.metadata.as_ref().map(json))
-        .bind(&task.callback_url)
-        .bind(task.budget.get())
-        .bind(i64::from(self.config.fee_bps))
-        .bind(CURRENCY)
-        .bind(slots)
-        .bind(&pending.id)
-        .bind(hold.get())
-        .bind(task.deadline_at_ms)
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
+        if bonus > Cents::ZERO || first_look_until.is_some() {
+            sqlx::query("UPDATE tasks SET bonus_cents = $1, first_look_until = $2 WHERE id = $3")
+                .bind(bonus.get())
+                .bind(first_look_until)
+                .bind(task_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
 
         changes::notify(&mut tx, &task_id).await?;
         let row = rows::load_task(&mut tx, task_id.as_str(), "")
@@ -184,6 +181,27 @@ impl HumanPing {
         }
     }
 
+    /// Disputes one result of a completed task: that worker's result is rejected and its
+    /// share refunded; the other results stay for review. With no result left, the task ends
+    /// as refunded.
+    #[tracing::instrument(skip_all, fields(agent = %agent, task = task_id))]
+    pub async fn dispute_result(
+        &self,
+        agent: &AgentId,
+        task_id: &str,
+        assignment_id: &str,
+        reason: &str,
+        idempotency_key: Option<&str>,
+    ) -> ServiceResult<TaskView> {
+        let reason = check_reason(reason)?;
+        let resolution = Resolution::DisputeOne {
+            assignment: assignment_id.to_owned(),
+            reason,
+        };
+        self.resolve(agent, task_id, idempotency_key, resolution)
+            .await
+    }
+
     /// Approves a completed task: each worker is paid their share, the platform its fee.
     #[tracing::instrument(skip_all, fields(agent = %agent, task = task_id))]
     pub async fn approve(
@@ -206,19 +224,9 @@ impl HumanPing {
         reason: &str,
         idempotency_key: Option<&str>,
     ) -> ServiceResult<TaskView> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 2_000 {
-            return Err(ServiceError::invalid(
-                "dispute reason must be 1 to 2000 characters: say what was wrong with the result",
-            ));
-        }
-        self.resolve(
-            agent,
-            task_id,
-            idempotency_key,
-            Resolution::Dispute(reason.to_owned()),
-        )
-        .await
+        let reason = check_reason(reason)?;
+        self.resolve(agent, task_id, idempotency_key, Resolution::Dispute(reason))
+            .await
     }
 
     /// Cancels a task no worker has taken; the whole hold goes back to the agent.
@@ -289,20 +297,29 @@ impl HumanPing {
             (Resolution::Approve, TaskStatus::Completed) => {
                 self.release(conn, task, now, "approved by the agent").await
             }
+            (Resolution::DisputeOne { assignment, reason }, TaskStatus::Completed) => {
+                let waiting = rows::task_assignments(
+                    conn,
+                    &task.id,
+                    &[crate::domain::status::AssignmentStatus::Submitted],
+                )
+                .await?;
+                let target = waiting
+                    .into_iter()
+                    .find(|a| a.id.as_str() == assignment)
+                    .ok_or_else(|| {
+                        ServiceError::not_found(format!(
+                            "task {id} has no result {assignment:?} waiting for review; its \
+                             results list the assignment ids"
+                        ))
+                    })?;
+                self.reject_one(conn, task, &target, now).await?;
+                record_dispute(conn, task, target.id.as_str(), reason, now).await
+            }
             (Resolution::Dispute(reason), TaskStatus::Completed) => {
                 let rejected = self.refund_results(conn, task, now).await?;
                 for assignment in rejected {
-                    sqlx::query(
-                        "INSERT INTO disputes (id, task_id, assignment_id, reason, created_at) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(format!("dsp_{}", crate::domain::ids::random_token(16)))
-                    .bind(task.id.as_str())
-                    .bind(assignment.id.as_str())
-                    .bind(reason)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
+                    record_dispute(conn, task, assignment.id.as_str(), reason, now).await?;
                 }
                 Ok(())
             }
@@ -527,6 +544,11 @@ impl HumanPing {
 enum Resolution {
     Approve,
     Dispute(String),
+    /// A dispute of one result of a task several humans answered.
+    DisputeOne {
+        assignment: String,
+        reason: String,
+    },
     Cancel,
 }
 
@@ -534,7 +556,7 @@ impl Resolution {
     fn name(&self) -> &'static str {
         match self {
             Resolution::Approve => "approve",
-            Resolution::Dispute(_) => "dispute",
+            Resolution::Dispute(_) | Resolution::DisputeOne { .. } => "dispute",
             Resolution::Cancel => "cancel",
         }
     }
@@ -542,20 +564,133 @@ impl Resolution {
     fn past_tense(&self) -> &'static str {
         match self {
             Resolution::Approve => "approved",
-            Resolution::Dispute(_) => "disputed",
+            Resolution::Dispute(_) | Resolution::DisputeOne { .. } => "disputed",
             Resolution::Cancel => "cancelled",
         }
     }
 
-    fn reason(&self) -> &str {
+    /// What, besides the task, defines the request (for idempotency).
+    fn reason(&self) -> String {
         match self {
-            Resolution::Dispute(reason) => reason,
-            _ => "",
+            Resolution::Dispute(reason) => reason.clone(),
+            Resolution::DisputeOne { assignment, reason } => format!("{assignment}:{reason}"),
+            _ => String::new(),
         }
     }
+}
+
+/// A dispute's reason: 1 to 2000 characters.
+fn check_reason(reason: &str) -> ServiceResult<String> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 2_000 {
+        return Err(ServiceError::invalid(
+            "dispute reason must be 1 to 2000 characters: say what was wrong with the result",
+        ));
+    }
+    Ok(reason.to_owned())
+}
+
+/// Keeps a dispute's reason for the operator.
+async fn record_dispute(
+    conn: &mut AnyConnection,
+    task: &TaskRow,
+    assignment: &str,
+    reason: &str,
+    now: i64,
+) -> ServiceResult<()> {
+    sqlx::query(
+        "INSERT INTO disputes (id, task_id, assignment_id, reason, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(format!("dsp_{}", crate::domain::ids::random_token(16)))
+    .bind(task.id.as_str())
+    .bind(assignment)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// A value as stored in a JSON text column.
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serialises")
+}
+
+/// Opens a new task's escrow account and holds `amount` in it from the `payer` account.
+pub(super) async fn hold_in_escrow(
+    conn: &mut AnyConnection,
+    task: &TaskId,
+    payer: &str,
+    amount: Cents,
+    kind: crate::domain::kind::TaskKind,
+    now: i64,
+) -> Result<ledger::Pending, LedgerError> {
+    let escrow = account::escrow(task);
+    ledger::open_account(conn, &escrow, "escrow", Some(task.as_str()), true, now).await?;
+    let memo = format!("escrow for {kind} task");
+    ledger::hold(
+        conn,
+        payer,
+        &escrow,
+        amount,
+        Some(task.as_str()),
+        &memo,
+        now,
+    )
+    .await
+}
+
+/// Writes a new task row, open, holding `hold` under the pending transfer `pending_id`.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn insert_task(
+    conn: &mut AnyConnection,
+    id: &TaskId,
+    agent: &AgentId,
+    task: &crate::input::NewTask,
+    slots: i64,
+    pending_id: &str,
+    hold: Cents,
+    fee_bps: u32,
+    now: i64,
+) -> ServiceResult<()> {
+    sqlx::query(
+            "INSERT INTO tasks (id, agent_id, kind, instruction, details, context, address, lat, lng, \
+             radius_m, language, response_format, proof, metadata, callback_url, budget_cents, fee_bps, \
+             currency, slots, status, hold_transfer_id, held_cents, deadline_at, created_at, \
+             updated_at, max_workers, agreement, weighting, partners) VALUES ($1, $2, $3, $4, $5, \
+             $6, $7, NULLIF($8, 'NaN'), NULLIF($9, 'NaN'), $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18, $19, 'open', $20, $21, $22, $23, $23, $24, $25, $26, $27)",
+        )
+        .bind(id.as_str())
+        .bind(agent.as_str())
+        .bind(task.kind.as_str())
+        .bind(&task.instruction)
+        .bind(json(&task.details))
+        .bind(&task.context)
+        .bind(&task.address)
+        .bind(crate::store::nullable_f64(task.lat))
+        .bind(crate::store::nullable_f64(task.lng))
+        .bind(task.radius_m)
+        .bind(&task.language)
+        .bind(json(&task.response))
+        .bind(json(&task.proof))
+        .bind(task.metadata.as_ref().map(json))
+        .bind(&task.callback_url)
+        .bind(task.budget.get())
+        .bind(i64::from(fee_bps))
+        .bind(CURRENCY)
+        .bind(slots)
+        .bind(pending_id)
+        .bind(hold.get())
+        .bind(task.deadline_at_ms)
+        .bind(now)
+        .bind(i64::from(task.max_workers))
+        .bind(i64::from(task.agreement))
+        .bind(task.weighting.as_str())
+        .bind(task.partners.as_str())
+        .execute(conn)
+        .await?;
+
+    Ok(())
 }

@@ -2,12 +2,12 @@
 //! records a flag with its reason, the agent sees the flags with the result, the flags lower the
 //! worker's trust, and a flagged result is not approved automatically — the agent decides.
 //!
-//! Rules: a result sent faster than the kind plausibly takes; a photo already sent for another
-//! task (same SHA-256); a photo whose EXIF position is beyond the task's radius; a photo whose
-//! EXIF time lies outside the task's life.
-
-// Limitation: no check yet for a worker account tied to the posting agent, nor for
-// AI-generated images (Sightengine).
+//! Rules: a result sent faster than the kind plausibly takes (`too_fast`); a photo already sent
+//! for another task, by its SHA-256 (`photo_reused`); a photo whose EXIF position is beyond the
+//! task's radius (`photo_far`); a photo whose EXIF time lies outside the task's life
+//! (`photo_time`); a photo the AI-image detector scores at or above its threshold
+//! (`ai_generated`); a worker account tied to the agent that posted the task, by email or
+//! network address (`tied_account`).
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -26,7 +26,8 @@ const EXIF_DISTANCE_SLACK_M: f64 = 500.0;
 /// One reason to doubt a result.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct FlagView {
-    /// The rule that fired: too_fast, photo_reused, photo_far, photo_time.
+    /// The rule that fired: too_fast, photo_reused, photo_far, photo_time, ai_generated,
+    /// tied_account.
     pub rule: String,
     /// What was seen, in words.
     pub detail: String,
@@ -38,9 +39,16 @@ pub(super) async fn check(
     task: &TaskRow,
     assignment: &AssignmentRow,
     photo_links: &[String],
+    ai_threshold: Option<f64>,
     now: i64,
 ) -> ServiceResult<Vec<FlagView>> {
     let mut flags = Vec::new();
+    if let Some(detail) = super::ties::tie(conn, &task.agent_id, &assignment.worker_id).await? {
+        flags.push(FlagView {
+            rule: "tied_account".into(),
+            detail,
+        });
+    }
     let took_secs = (now - assignment.claimed_at) / 1000;
     let least = task.kind.min_plausible_secs();
     if took_secs < least {
@@ -54,7 +62,8 @@ pub(super) async fn check(
     }
 
     let photos = sqlx::query(
-        "SELECT sha256, exif_lat, exif_lng, exif_taken_at FROM proof_photos WHERE assignment_id = $1",
+        "SELECT sha256, exif_lat, exif_lng, exif_taken_at, ai_score FROM proof_photos \
+         WHERE assignment_id = $1",
     )
     .bind(assignment.id.as_str())
     .fetch_all(&mut *conn)
@@ -96,6 +105,18 @@ pub(super) async fn check(
                     ),
                 });
             }
+        }
+        let ai_score: Option<f64> = photo.try_get("ai_score")?;
+        if let (Some(score), Some(threshold)) = (ai_score, ai_threshold)
+            && score >= threshold
+        {
+            flags.push(FlagView {
+                rule: "ai_generated".into(),
+                detail: format!(
+                    "photo {} looks AI-generated (detector score {score:.2}, threshold {threshold:.2})",
+                    &sha256[..12.min(sha256.len())]
+                ),
+            });
         }
         let taken: Option<String> = photo.try_get("exif_taken_at")?;
         if let Some(at) = taken.as_deref().and_then(exif_time_ms)

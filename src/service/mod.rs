@@ -13,10 +13,14 @@ mod agent;
 mod changes;
 mod clock;
 mod fraud;
+mod honeypot;
 mod idempotency;
 mod operator;
+mod partners;
 mod rows;
 mod settle;
+mod sightengine;
+mod ties;
 mod trust;
 pub mod webhooks;
 mod worker;
@@ -34,7 +38,11 @@ pub use changes::Change;
 pub use clock::Clock;
 pub use error::{ServiceError, ServiceResult};
 pub use fraud::FlagView;
+pub use honeypot::{HOUSE_AGENT, HoneypotView};
 pub use operator::{NewWorker, SweepReport};
+pub use partners::{PartnerView, PartnershipView};
+pub use sightengine::SightengineConfig;
+pub use ties::normalise_email;
 pub use worker::{ProofInput, SubmissionInput};
 
 /// Settings of the marketplace, with defaults a test-mode install can use as they are.
@@ -52,6 +60,14 @@ pub struct Config {
     pub allow_private_webhooks: bool,
     /// Trust tiers, lowest first: the budget per human a worker's score lets them take.
     pub tiers: Vec<crate::domain::trust::Tier>,
+    /// The share of a worker's feed made of honeypot tasks (0 to 0.5), when honeypots exist.
+    pub honeypot_rate: f64,
+    /// AI-generated image detection for proof photos; off when `None`.
+    pub sightengine: Option<SightengineConfig>,
+    /// How long an agent's partners see its new tasks alone (tasks may ask otherwise).
+    pub partner_first_look: Duration,
+    /// Real money through Stripe (top-ups, payouts); test mode when no Stripe key is set.
+    pub payments: crate::payments::PaymentsConfig,
 }
 
 impl Default for Config {
@@ -63,6 +79,10 @@ impl Default for Config {
             live: false,
             allow_private_webhooks: false,
             tiers: crate::domain::trust::DEFAULT_TIERS.to_vec(),
+            honeypot_rate: 0.05,
+            sightengine: None,
+            partner_first_look: Duration::from_secs(10 * 60),
+            payments: crate::payments::PaymentsConfig::default(),
         }
     }
 }
@@ -75,6 +95,8 @@ pub struct HumanPing {
     config: Config,
     clock: Clock,
     changes: broadcast::Sender<Change>,
+    /// Network addresses recorded lately, to skip writing them again.
+    seen_addresses: Arc<ties::SeenAddresses>,
     /// Stops the change watcher when the last clone is dropped.
     _watcher: Option<Arc<AbortOnDrop>>,
 }
@@ -107,6 +129,7 @@ impl HumanPing {
             config,
             clock,
             changes,
+            seen_addresses: Arc::default(),
             _watcher: watcher,
         }
     }
@@ -165,6 +188,16 @@ impl HumanPing {
             Principal::Worker(id) => Ok(id),
             _ => Err(ServiceError::Forbidden(
                 "this is not a worker key; use the worker's key".into(),
+            )),
+        }
+    }
+
+    /// Checks that a key is an operator's.
+    pub async fn authenticate_operator(&self, key: &str) -> ServiceResult<()> {
+        match self.authenticate(key).await? {
+            Principal::Operator => Ok(()),
+            _ => Err(ServiceError::Forbidden(
+                "this route is for operators; use an operator key (humanping operator key)".into(),
             )),
         }
     }

@@ -67,6 +67,23 @@ impl HumanPing {
         Ok((id, key))
     }
 
+    /// Creates an operator API key, for the operator routes under `/v1/operator`. The key is
+    /// returned once and stored only as a hash.
+    pub async fn create_operator_key(&self) -> ServiceResult<String> {
+        let key = auth::generate_key(self.config.live);
+        let mut conn = self.store.pool().acquire().await?;
+        insert_key(
+            &mut conn,
+            &key,
+            Role::Operator,
+            "operator",
+            self.clock.now_ms(),
+        )
+        .await?;
+        tracing::info!(prefix = %auth::key_prefix(&key), "operator key created");
+        Ok(key)
+    }
+
     /// Creates a worker and their API key.
     pub async fn create_worker(&self, worker: NewWorker) -> ServiceResult<(WorkerId, String)> {
         let name = check_name(&worker.name)?;

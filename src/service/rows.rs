@@ -18,7 +18,8 @@ use crate::ledger::account;
 pub(super) const TASK_COLUMNS: &str = "id, agent_id, kind, instruction, details, context, \
     address, lat, lng, radius_m, language, response_format, proof, metadata, callback_url, budget_cents, \
     fee_bps, currency, slots, status, hold_transfer_id, held_cents, deadline_at, \
-    review_deadline_at, created_at, updated_at, version";
+    review_deadline_at, created_at, updated_at, version, max_workers, agreement, weighting, \
+    consensus, partners, first_look_until, bonus_cents";
 
 /// A task as stored.
 #[derive(Clone, Debug)]
@@ -51,6 +52,19 @@ pub(super) struct TaskRow {
     pub review_deadline_at: Option<i64>,
     pub created_at: i64,
     pub version: i64,
+    /// The most humans the task may grow to; above 1 the task runs by consensus.
+    pub max_workers: i64,
+    /// How many answers must agree.
+    pub agreement: i64,
+    pub weighting: crate::input::Weighting,
+    /// The consensus outcome, once decided.
+    pub consensus: Option<super::views::ConsensusView>,
+    /// Who may take the task: "prefer", "only" or "none" (the agent's partners).
+    pub partners: String,
+    /// Until when only the agent's partners may take it.
+    pub first_look_until: Option<i64>,
+    /// The partner bonus held per slot.
+    pub bonus: Cents,
 }
 
 impl TaskRow {
@@ -97,6 +111,19 @@ impl TaskRow {
             review_deadline_at: row.try_get("review_deadline_at")?,
             created_at: row.try_get("created_at")?,
             version: row.try_get("version")?,
+            max_workers: row.try_get("max_workers")?,
+            agreement: row.try_get("agreement")?,
+            weighting: match text("weighting")?.as_str() {
+                "trust" => crate::input::Weighting::Trust,
+                _ => crate::input::Weighting::None,
+            },
+            consensus: row
+                .try_get::<Option<String>, _>("consensus")?
+                .map(|c| serde_json::from_str(&c).map_err(|e| corrupt("consensus", e)))
+                .transpose()?,
+            partners: text("partners")?,
+            first_look_until: row.try_get("first_look_until")?,
+            bonus: Cents::new(row.try_get("bonus_cents")?),
         })
     }
 
@@ -169,10 +196,12 @@ pub(super) struct AssignmentRow {
     pub notes: Option<String>,
     pub proof: Option<String>,
     pub paid_cents: i64,
+    /// The partner bonus promised with the claim.
+    pub bonus: Cents,
 }
 
 pub(super) const ASSIGNMENT_COLUMNS: &str = "id, task_id, worker_id, status, claimed_at, \
-    lease_expires_at, submitted_at, answer, structured, notes, proof, paid_cents";
+    lease_expires_at, submitted_at, answer, structured, notes, proof, paid_cents, bonus_cents";
 
 impl AssignmentRow {
     pub fn from_row(row: &AnyRow) -> ServiceResult<AssignmentRow> {
@@ -192,6 +221,7 @@ impl AssignmentRow {
             notes: row.try_get("notes")?,
             proof: row.try_get("proof")?,
             paid_cents: row.try_get("paid_cents")?,
+            bonus: Cents::new(row.try_get("bonus_cents")?),
         })
     }
 
@@ -339,8 +369,16 @@ pub(super) fn view_of(task: &TaskRow, results: Vec<ResultView>) -> TaskView {
         currency: task.currency.clone(),
         workers: task.slots,
         held_cents: task.held.get(),
-        answer: results.first().map(|r| r.answer.clone()),
+        answer: match &task.consensus {
+            Some(consensus) => consensus.answer.as_ref().map(|a| match a {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            }),
+            None if task.max_workers > 1 => None,
+            None => results.first().map(|r| r.answer.clone()),
+        },
         results,
+        consensus: task.consensus.clone(),
         response_format: task.response.clone(),
         created_at: timestamp(task.created_at),
         deadline: timestamp(task.deadline_at),

@@ -7,8 +7,11 @@ use sqlx::AnyConnection;
 use super::HumanPing;
 use super::error::{ServiceError, ServiceResult};
 use super::rows::{AssignmentRow, TaskRow, task_assignments};
+use super::views::{ConsensusView, VoteView};
+use crate::domain::consensus::{Ballot, Comparison, Decision, Rule, decide, tally};
 use crate::domain::money::Cents;
 use crate::domain::status::{AssignmentStatus, TaskStatus, live_status};
+use crate::input::Weighting;
 use crate::ledger::{self, LedgerError, account};
 
 /// How many slots of a task are claimed (with a live lease) and submitted.
@@ -53,22 +56,15 @@ impl HumanPing {
         .bind(task.deadline_at)
         .fetch_all(&mut *conn)
         .await?;
-        for worker in &lapsed {
-            super::trust::refresh(
-                conn,
-                &crate::domain::ids::WorkerId::from_db(worker.clone()),
-                now,
-            )
-            .await?;
-        }
         let expired = lapsed.len();
         let before = (task.status, task.held);
         self.refresh_status(conn, task, now).await?;
 
-        if task.status == TaskStatus::Completed
-            && task.review_deadline_at.is_some_and(|review| review <= now)
-            && !has_flags(conn, task).await?
-        {
+        let review_due = task.status == TaskStatus::Completed
+            && task.review_deadline_at.is_some_and(|review| review <= now);
+        if review_due && super::honeypot::is_honeypot(task) {
+            super::honeypot::resolve(self, conn, task, now).await?;
+        } else if review_due && !has_flags(conn, task).await? {
             self.release(
                 conn,
                 task,
@@ -76,6 +72,14 @@ impl HumanPing {
                 "approved automatically after the review window",
             )
             .await?;
+        }
+        // Money first, then the worker rows (see `release`).
+        let mut lapsed = lapsed;
+        lapsed.sort();
+        lapsed.dedup();
+        for worker in lapsed {
+            super::trust::refresh(conn, &crate::domain::ids::WorkerId::from_db(worker), now)
+                .await?;
         }
         let changed = expired > 0 || before != (task.status, task.held);
         if changed {
@@ -97,16 +101,14 @@ impl HumanPing {
         }
         let (claimed, submitted) = slot_counts(conn, task).await?;
         let past_deadline = now >= task.deadline_at;
+        if task.max_workers > 1 {
+            return self
+                .refresh_consensus(conn, task, claimed, submitted, now)
+                .await;
+        }
         let status = if past_deadline && submitted < task.slots {
             if claimed > 0 {
-                sqlx::query(
-                    "UPDATE assignments SET status = 'task_ended', resolved_at = $1 \
-                     WHERE task_id = $2 AND status = 'claimed'",
-                )
-                .bind(now)
-                .bind(task.id.as_str())
-                .execute(&mut *conn)
-                .await?;
+                self.end_claims(conn, task, now).await?;
             }
             if submitted == 0 {
                 TaskStatus::Expired
@@ -118,26 +120,169 @@ impl HumanPing {
         };
         if status == TaskStatus::Expired || status == TaskStatus::Completed {
             // Slots that will never be filled give their share back to the agent.
-            let unfilled = task
-                .budget
-                .checked_mul(task.slots - submitted)
-                .unwrap_or(Cents::ZERO);
-            let keep = task.budget.checked_mul(submitted).unwrap_or(Cents::ZERO);
-            let excess = task.held.checked_sub(keep).unwrap_or(Cents::ZERO);
-            if excess > Cents::ZERO && unfilled > Cents::ZERO {
-                let memo = if status == TaskStatus::Expired {
-                    "deadline passed without a result"
-                } else {
-                    "deadline passed with slots unfilled"
-                };
-                self.void_hold(conn, task, excess, now, memo).await?;
-            }
+            let memo = if status == TaskStatus::Expired {
+                "deadline passed without a result"
+            } else {
+                "deadline passed with slots unfilled"
+            };
+            self.void_unused(conn, task, submitted, now, memo).await?;
         }
         if status == TaskStatus::Completed && task.status != TaskStatus::Completed {
             let window = i64::try_from(self.config.review_window.as_millis()).unwrap_or(i64::MAX);
             task.review_deadline_at = Some(now.saturating_add(window));
         }
         task.status = status;
+        Ok(())
+    }
+
+    /// `refresh_status` for a task answered by several humans: applies the consensus rule
+    /// (`domain::consensus`) to the answers so far, extending the task, waiting, or completing
+    /// it with the outcome; unused slots give their share back.
+    async fn refresh_consensus(
+        &self,
+        conn: &mut AnyConnection,
+        task: &mut TaskRow,
+        claimed: i64,
+        submitted: i64,
+        now: i64,
+    ) -> ServiceResult<()> {
+        if task.status == TaskStatus::Completed {
+            // Decided: a dispute of one result later does not reopen the question.
+            return Ok(());
+        }
+        let past_deadline = now >= task.deadline_at;
+        let rows: Vec<(Option<String>, i64)> = sqlx::query_as(
+            "SELECT a.structured, w.trust_score FROM assignments a \
+             JOIN workers w ON w.id = a.worker_id \
+             WHERE a.task_id = $1 AND a.status IN ('submitted', 'approved') \
+             ORDER BY a.submitted_at, a.id",
+        )
+        .bind(task.id.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        let ballots: Vec<Ballot> = rows
+            .into_iter()
+            .map(|(structured, trust)| Ballot {
+                answer: structured
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or(serde_json::Value::Null),
+                weight: match task.weighting {
+                    Weighting::Trust => trust as f64 / 50.0,
+                    Weighting::None => 1.0,
+                },
+            })
+            .collect();
+        let comparison = Comparison::of(&task.response);
+        let counts = tally(&ballots, comparison);
+        let rule = Rule {
+            slots: u32::try_from(task.slots).unwrap_or(1),
+            max_workers: u32::try_from(task.max_workers).unwrap_or(1),
+            agreement: u32::try_from(task.agreement).unwrap_or(1),
+        };
+        let count = |n: i64| u32::try_from(n).unwrap_or(0);
+        let decision = decide(
+            &counts,
+            comparison,
+            count(submitted),
+            count(claimed),
+            rule,
+            past_deadline,
+        );
+        let outcome = match decision {
+            Decision::Wait if past_deadline => {
+                self.end_claims(conn, task, now).await?;
+                self.void_unused(conn, task, 0, now, "deadline passed without a result")
+                    .await?;
+                task.status = TaskStatus::Expired;
+                return Ok(());
+            }
+            Decision::Wait => {
+                task.status = match live_status(task.slots, claimed, submitted) {
+                    TaskStatus::Completed => TaskStatus::InProgress,
+                    status => status,
+                };
+                return Ok(());
+            }
+            Decision::Extend { more } => {
+                task.slots += i64::from(more);
+                task.status = live_status(task.slots, claimed, submitted);
+                tracing::info!(task = %task.id, slots = task.slots, "answers split; more humans asked");
+                return Ok(());
+            }
+            Decision::Agreed { answer, confidence } => ("agreed", Some(answer), Some(confidence)),
+            Decision::NoConsensus => ("no_consensus", None, None),
+            Decision::Collected => ("collected", None, None),
+        };
+        if claimed > 0 {
+            self.end_claims(conn, task, now).await?;
+        }
+        let (name, answer, confidence) = outcome;
+        task.consensus = Some(ConsensusView {
+            outcome: name.to_owned(),
+            answer,
+            confidence,
+            votes: counts
+                .iter()
+                .map(|c| VoteView {
+                    answer: c.answer.clone(),
+                    votes: i64::from(c.votes),
+                    weight: c.weight,
+                })
+                .collect(),
+            agreement: task.agreement,
+            answered: submitted,
+        });
+        self.void_unused(
+            conn,
+            task,
+            submitted,
+            now,
+            "consensus reached; slots unused",
+        )
+        .await?;
+        if task.status != TaskStatus::Completed {
+            let window = i64::try_from(self.config.review_window.as_millis()).unwrap_or(i64::MAX);
+            task.review_deadline_at = Some(now.saturating_add(window));
+        }
+        task.status = TaskStatus::Completed;
+        tracing::info!(task = %task.id, outcome = name, "consensus decided");
+        Ok(())
+    }
+
+    /// Ends the claims still being worked on: the task was decided or ran out of time first,
+    /// which is not held against their workers.
+    async fn end_claims(
+        &self,
+        conn: &mut AnyConnection,
+        task: &TaskRow,
+        now: i64,
+    ) -> ServiceResult<()> {
+        sqlx::query(
+            "UPDATE assignments SET status = 'task_ended', resolved_at = $1 \
+             WHERE task_id = $2 AND status = 'claimed'",
+        )
+        .bind(now)
+        .bind(task.id.as_str())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives back what the task holds beyond `results` paid results.
+    async fn void_unused(
+        &self,
+        conn: &mut AnyConnection,
+        task: &mut TaskRow,
+        results: i64,
+        now: i64,
+        memo: &str,
+    ) -> ServiceResult<()> {
+        let per_result = task.budget.checked_add(task.bonus).unwrap_or(task.budget);
+        let keep = per_result.checked_mul(results).unwrap_or(Cents::ZERO);
+        let excess = task.held.checked_sub(keep).unwrap_or(Cents::ZERO);
+        if excess > Cents::ZERO {
+            self.void_hold(conn, task, excess, now, memo).await?;
+        }
         Ok(())
     }
 
@@ -154,51 +299,99 @@ impl HumanPing {
         let split = task.budget.split_fee(task.fee_bps);
         let id = task.id.clone();
         let task_id = Some(id.as_str());
-        for assignment in self.submitted(conn, task).await? {
-            take_from_hold(task, task.budget)?;
-            ledger::post(conn, &pending, task.budget, task_id, memo, now)
+        // Rows are locked in one order in every transaction that moves money: the agent's and
+        // the escrow's accounts, the workers' accounts by id, the fee account, and only then
+        // the worker rows the trust score lives in. Two settlements never wait on each other
+        // in a circle.
+        let mut results = self.submitted(conn, task).await?;
+        results.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        let mut fees = Cents::ZERO;
+        let mut paid = Vec::with_capacity(results.len());
+        for assignment in &results {
+            // The budget, and the partner bonus promised with the claim, leave the hold; the
+            // fee is taken from the budget only.
+            let bonus = assignment.bonus.min(task.bonus);
+            let posted = task.budget.checked_add(bonus).unwrap_or(task.budget);
+            take_from_hold(task, posted)?;
+            ledger::post(conn, &pending, posted, task_id, memo, now)
                 .await
                 .map_err(ledger_fault)?;
             let worker = account::worker(&assignment.worker_id);
+            let pay = split.worker.checked_add(bonus).unwrap_or(split.worker);
             ledger::transfer(
                 conn,
                 &escrow,
                 &worker,
-                split.worker,
+                pay,
                 task_id,
                 "pay for approved result",
                 now,
             )
             .await
             .map_err(ledger_fault)?;
-            if split.fee > Cents::ZERO {
-                ledger::transfer(
-                    conn,
-                    &escrow,
-                    account::PLATFORM_FEES,
-                    split.fee,
-                    task_id,
-                    "platform fee",
-                    now,
-                )
-                .await
-                .map_err(ledger_fault)?;
-            }
-            resolve_assignment(
+            fees = fees.checked_add(split.fee).unwrap_or(fees);
+            paid.push(pay);
+        }
+        if fees > Cents::ZERO {
+            ledger::transfer(
                 conn,
-                &assignment,
-                AssignmentStatus::Approved,
-                split.worker,
+                &escrow,
+                account::PLATFORM_FEES,
+                fees,
+                task_id,
+                "platform fee",
                 now,
             )
-            .await?;
+            .await
+            .map_err(ledger_fault)?;
         }
         if task.held > Cents::ZERO {
             let rest = task.held;
             self.void_hold(conn, task, rest, now, "unused slots")
                 .await?;
         }
+        for (assignment, pay) in results.iter().zip(paid) {
+            resolve_assignment(conn, assignment, AssignmentStatus::Approved, pay, now).await?;
+        }
         task.status = TaskStatus::Approved;
+        Ok(())
+    }
+
+    /// Rejects one submitted result of a completed task and gives its share back; with no
+    /// result left to review, the task ends as refunded.
+    pub(super) async fn reject_one(
+        &self,
+        conn: &mut AnyConnection,
+        task: &mut TaskRow,
+        assignment: &AssignmentRow,
+        now: i64,
+    ) -> ServiceResult<()> {
+        let share = task
+            .budget
+            .checked_add(assignment.bonus.min(task.bonus))
+            .unwrap_or(task.budget)
+            .min(task.held);
+        if share > Cents::ZERO {
+            self.void_hold(conn, task, share, now, "result disputed")
+                .await?;
+        }
+        if self.submitted(conn, task).await?.is_empty() {
+            if task.held > Cents::ZERO {
+                let rest = task.held;
+                self.void_hold(conn, task, rest, now, "result disputed")
+                    .await?;
+            }
+            task.status = TaskStatus::Refunded;
+        }
+        // Money first, then the worker row (see `release`).
+        resolve_assignment(
+            conn,
+            assignment,
+            AssignmentStatus::Rejected,
+            Cents::ZERO,
+            now,
+        )
+        .await?;
         Ok(())
     }
 
@@ -209,7 +402,14 @@ impl HumanPing {
         task: &mut TaskRow,
         now: i64,
     ) -> ServiceResult<Vec<AssignmentRow>> {
-        let rejected = self.submitted(conn, task).await?;
+        let mut rejected = self.submitted(conn, task).await?;
+        rejected.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        if task.held > Cents::ZERO {
+            let all = task.held;
+            self.void_hold(conn, task, all, now, "result disputed")
+                .await?;
+        }
+        // Money first, then the worker rows (see `release`).
         for assignment in &rejected {
             resolve_assignment(
                 conn,
@@ -219,11 +419,6 @@ impl HumanPing {
                 now,
             )
             .await?;
-        }
-        if task.held > Cents::ZERO {
-            let all = task.held;
-            self.void_hold(conn, task, all, now, "result disputed")
-                .await?;
         }
         task.status = TaskStatus::Refunded;
         Ok(rejected)
@@ -326,10 +521,14 @@ pub(super) async fn save_task(
 ) -> ServiceResult<()> {
     let ended = task.status.is_final().then_some(now);
     let completed = (task.status == TaskStatus::Completed).then_some(now);
+    let consensus = task
+        .consensus
+        .as_ref()
+        .map(|c| serde_json::to_string(c).unwrap_or_default());
     sqlx::query(
         "UPDATE tasks SET status = $1, held_cents = $2, review_deadline_at = $3, updated_at = $4, \
          version = version + 1, completed_at = COALESCE(completed_at, $5), \
-         ended_at = COALESCE(ended_at, $6) WHERE id = $7",
+         ended_at = COALESCE(ended_at, $6), slots = $8, consensus = $9 WHERE id = $7",
     )
     .bind(task.status.as_str())
     .bind(task.held.get())
@@ -338,6 +537,8 @@ pub(super) async fn save_task(
     .bind(completed)
     .bind(ended)
     .bind(task.id.as_str())
+    .bind(task.slots)
+    .bind(consensus)
     .execute(&mut *conn)
     .await?;
     super::changes::notify(conn, &task.id).await?;

@@ -16,28 +16,32 @@ pub(super) async fn record(
     worker: &WorkerId,
     now: i64,
 ) -> ServiceResult<Record> {
-    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
-        "SELECT status, resolved_at FROM assignments WHERE worker_id = $1 \
-         AND status IN ('approved', 'rejected', 'abandoned', 'lease_expired')",
+    let rows: Vec<(String, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT a.status, a.resolved_at, \
+         CAST(CASE WHEN t.agent_id = $2 THEN 1 ELSE 0 END AS BIGINT) AS honeypot \
+         FROM assignments a JOIN tasks t ON t.id = a.task_id WHERE a.worker_id = $1 \
+         AND a.status IN ('approved', 'rejected', 'abandoned', 'lease_expired')",
     )
     .bind(worker.as_str())
+    .bind(super::honeypot::HOUSE_AGENT)
     .fetch_all(&mut *conn)
     .await?;
     let events = rows
         .into_iter()
-        .filter_map(|(status, resolved_at)| {
-            let outcome = match status.as_str() {
-                "approved" => Outcome::Approved,
-                "rejected" => Outcome::Rejected,
-                "abandoned" => Outcome::Abandoned,
-                "lease_expired" => Outcome::LeaseExpired,
+        .filter_map(|(status, resolved_at, honeypot)| {
+            let outcome = match (status.as_str(), honeypot != 0) {
+                ("approved", true) => Outcome::HoneypotPassed,
+                ("rejected", true) => Outcome::HoneypotFailed,
+                ("approved", false) => Outcome::Approved,
+                ("rejected", false) => Outcome::Rejected,
+                ("abandoned", _) => Outcome::Abandoned,
+                ("lease_expired", _) => Outcome::LeaseExpired,
                 _ => return None,
             };
             let age_days = resolved_at.map_or(0.0, |at| (now - at).max(0) as f64 / DAY_MS);
             Some(Event { outcome, age_days })
         })
         .collect();
-    // Limitation: honeypot outcomes are not recorded yet, so they never count.
     let fraud_flags = super::fraud::count_for(conn, worker).await?;
     Ok(Record {
         events,

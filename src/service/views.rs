@@ -2,7 +2,7 @@
 //! output and the REST API. Amounts appear both in cents and as dollar text.
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::ids::{AgentId, AssignmentId, TaskId, WorkerId};
@@ -12,13 +12,16 @@ use crate::domain::status::{AssignmentStatus, TaskStatus};
 use crate::input::ProofKind;
 
 /// A task as its agent sees it.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct TaskView {
     /// The task's id: pass it to `get_task`, `approve`, `dispute` or `cancel_task`.
+    #[schema(value_type = crate::http::openapi::TaskId)]
     pub task_id: TaskId,
     /// The resource that always holds this task's latest state.
     pub resource_uri: String,
+    #[schema(value_type = crate::http::openapi::TaskKind)]
     pub kind: TaskKind,
+    #[schema(value_type = crate::http::openapi::TaskStatus)]
     pub status: TaskStatus,
     /// What the human was asked.
     pub instruction: String,
@@ -31,11 +34,15 @@ pub struct TaskView {
     pub workers: i64,
     /// Money still held in escrow for this task, in cents.
     pub held_cents: i64,
-    /// The human's answer, once a result is in (the first result when several humans answer).
+    /// The human's answer, once a result is in; with several humans, the agreed answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
     /// Every result sent so far, with proof.
     pub results: Vec<ResultView>,
+    /// With several humans: how their answers came together, once decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<ConsensusView>,
+    #[schema(value_type = crate::http::openapi::ResponseFormat)]
     pub response_format: ResponseFormat,
     pub created_at: String,
     /// When the task expires if it is not done.
@@ -44,16 +51,51 @@ pub struct TaskView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review_deadline: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
     /// What the agent can do next, in plain words.
     pub next_step: String,
 }
 
+/// How the answers of several humans came together.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
+pub struct ConsensusView {
+    /// "agreed" (an answer reached the agreement), "no_consensus" (none could, see `votes`) or
+    /// "collected" (free text: every answer is in `results`, none picked).
+    pub outcome: String,
+    /// The agreed answer, in structured form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub answer: Option<Value>,
+    /// The agreed answer's share of the votes (weighted when votes are weighted), 0 to 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// Every answer given, with its votes, most first.
+    pub votes: Vec<VoteView>,
+    /// How many answers had to agree.
+    pub agreement: i64,
+    /// How many humans answered.
+    pub answered: i64,
+}
+
+/// The votes one answer got.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
+pub struct VoteView {
+    #[schema(value_type = Object)]
+    pub answer: Value,
+    pub votes: i64,
+    /// The votes' summed weight (equal to `votes` unless votes are weighted by trust).
+    pub weight: f64,
+}
+
 /// One human's result.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct ResultView {
+    #[schema(value_type = crate::http::openapi::AssignmentId)]
     pub assignment_id: AssignmentId,
+    #[schema(value_type = crate::http::openapi::WorkerId)]
     pub worker_id: WorkerId,
+    #[schema(value_type = crate::http::openapi::AssignmentStatus)]
     pub status: AssignmentStatus,
     /// The answer as the worker wrote it.
     pub answer: String,
@@ -72,11 +114,12 @@ pub struct ResultView {
     pub paid_cents: i64,
     /// Reasons to doubt this result (too fast, a reused photo …); a flagged result is never
     /// approved automatically.
+    #[schema(value_type = Vec<crate::http::openapi::FlagView>)]
     pub flags: Vec<super::FlagView>,
 }
 
 /// A proof photo, as the task's agent sees it.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct ProofPhotoView {
     /// Where to fetch the photo: an absolute path on this API, answered only for the task's
     /// agent (with its API key).
@@ -96,7 +139,7 @@ pub struct ProofPhotoView {
 }
 
 /// A page of an agent's tasks, newest first.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct TaskPage {
     pub tasks: Vec<TaskView>,
     /// Pass as `before` to get the next page; absent on the last page.
@@ -105,8 +148,9 @@ pub struct TaskPage {
 }
 
 /// An agent's money.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct BalanceView {
+    #[schema(value_type = crate::http::openapi::AgentId)]
     pub agent_id: AgentId,
     /// What new tasks can use, in cents.
     pub available_cents: i64,
@@ -122,9 +166,11 @@ pub struct BalanceView {
 }
 
 /// A task as a worker sees it in their feed: what they need to decide whether to take it.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct OfferView {
+    #[schema(value_type = crate::http::openapi::TaskId)]
     pub task_id: TaskId,
+    #[schema(value_type = crate::http::openapi::TaskKind)]
     pub kind: TaskKind,
     /// What to do.
     pub instruction: String,
@@ -136,6 +182,7 @@ pub struct OfferView {
     pub deadline: String,
     /// How long a claim lasts, in minutes.
     pub lease_minutes: i64,
+    #[schema(value_type = crate::http::openapi::ResponseFormat)]
     pub response_format: ResponseFormat,
     pub proof_required: Vec<ProofKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,13 +200,20 @@ pub struct OfferView {
     pub language: Option<String>,
     /// Slots still free.
     pub open_slots: i64,
+    /// For a partner of the task's agent: the notes the agent keeps for them. (The partner
+    /// bonus is in `pay`.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_notes: Option<String>,
 }
 
 /// One worker's slot of a task, as that worker sees it.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct AssignmentView {
+    #[schema(value_type = crate::http::openapi::AssignmentId)]
     pub assignment_id: AssignmentId,
+    #[schema(value_type = crate::http::openapi::TaskId)]
     pub task_id: TaskId,
+    #[schema(value_type = crate::http::openapi::AssignmentStatus)]
     pub status: AssignmentStatus,
     pub claimed_at: String,
     /// When the claim runs out unless a result is sent.
@@ -175,24 +229,31 @@ pub struct AssignmentView {
 }
 
 /// The task behind an assignment, as the claim holder sees it.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct ClaimedTaskView {
+    #[schema(value_type = crate::http::openapi::TaskKind)]
     pub kind: TaskKind,
     pub instruction: String,
     /// Kind-specific details such as the phone number to call.
+    #[schema(value_type = Object)]
     pub details: Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    #[schema(value_type = crate::http::openapi::ResponseFormat)]
     pub response_format: ResponseFormat,
     pub proof_required: Vec<ProofKind>,
     pub deadline: String,
+    /// For a partner of the task's agent: the notes the agent keeps for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_notes: Option<String>,
 }
 
 /// A worker's own profile.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct WorkerProfile {
+    #[schema(value_type = crate::http::openapi::WorkerId)]
     pub worker_id: WorkerId,
     pub name: String,
     /// Trust score, 0 to 100: approvals raise it, rejections, lapsed claims and wrong
@@ -219,7 +280,7 @@ pub struct WorkerProfile {
 }
 
 /// A trust tier as a worker sees it.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct TierView {
     pub name: String,
     /// The score the tier starts at.
@@ -242,7 +303,7 @@ impl TierView {
 }
 
 /// How many assignments a worker has in each state.
-#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema, utoipa::ToSchema)]
 pub struct AssignmentCounts {
     pub claimed: i64,
     pub submitted: i64,

@@ -233,8 +233,9 @@ impl HumanPing {
         .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
-        super::trust::refresh(&mut tx, worker, now).await?;
         self.refresh_status(&mut tx, &mut task, now).await?;
+        // Money first, then the worker row (see `settle::release`).
+        super::trust::refresh(&mut tx, worker, now).await?;
         save_task(&mut tx, &mut task, now).await?;
         tx.commit().await?;
         tracing::info!(task = %task.id, "claim given back");
@@ -242,18 +243,20 @@ impl HumanPing {
         Ok(())
     }
 
-    /// Remembers a photo stored for the worker's assignment (a repeat is harmless).
+    /// Remembers a photo stored for the worker's assignment, with its AI-image score when one
+    /// was taken (a repeat is harmless).
     pub async fn record_proof_photo(
         &self,
         worker: &WorkerId,
         assignment: &AssignmentView,
         photo: &ProofPhoto,
+        ai_score: Option<f64>,
     ) -> ServiceResult<()> {
         sqlx::query(
             "INSERT INTO proof_photos (assignment_id, sha256, task_id, worker_id, content_type, \
-             size_bytes, exif_lat, exif_lng, exif_taken_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, 'NaN'), NULLIF($8, 'NaN'), $9, $10) \
-             ON CONFLICT (assignment_id, sha256) DO NOTHING",
+             size_bytes, exif_lat, exif_lng, exif_taken_at, created_at, ai_score) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, 'NaN'), NULLIF($8, 'NaN'), $9, $10, \
+             NULLIF($11, 'NaN')) ON CONFLICT (assignment_id, sha256) DO NOTHING",
         )
         .bind(assignment.assignment_id.as_str())
         .bind(&photo.sha256)
@@ -265,6 +268,7 @@ impl HumanPing {
         .bind(crate::store::nullable_f64(photo.exif_lng))
         .bind(&photo.exif_taken_at)
         .bind(self.clock.now_ms())
+        .bind(crate::store::nullable_f64(ai_score))
         .execute(self.store.pool())
         .await?;
         Ok(())

@@ -74,7 +74,7 @@ pub struct ProofInput {
 }
 
 /// A worker as stored, as far as routing needs it.
-struct WorkerRow {
+pub(super) struct WorkerRow {
     name: String,
     trust_score: i64,
     lat: Option<f64>,
@@ -91,7 +91,10 @@ fn list(text: &str) -> Vec<String> {
         .collect()
 }
 
-async fn load_worker(conn: &mut AnyConnection, worker: &WorkerId) -> ServiceResult<WorkerRow> {
+pub(super) async fn load_worker(
+    conn: &mut AnyConnection,
+    worker: &WorkerId,
+) -> ServiceResult<WorkerRow> {
     let row = sqlx::query(
         "SELECT name, trust_score, lat, lng, capabilities, languages FROM workers WHERE id = $1",
     )
@@ -109,9 +112,47 @@ async fn load_worker(conn: &mut AnyConnection, worker: &WorkerId) -> ServiceResu
     })
 }
 
-/// Whether the worker may take the task; on success, the distance to it when both places are
-/// known.
-fn eligibility(worker: &WorkerRow, task: &TaskRow, tiers: &[Tier]) -> Result<Option<f64>, String> {
+/// What a task asks of the worker who takes it, as far as eligibility goes.
+pub(super) struct Needs<'a> {
+    pub budget: Cents,
+    pub kind: TaskKind,
+    pub language: Option<&'a str>,
+    /// Latitude, longitude and radius in metres, for tasks tied to a place.
+    pub place: Option<(f64, f64, i64)>,
+}
+
+impl<'a> Needs<'a> {
+    pub fn of(task: &'a TaskRow) -> Needs<'a> {
+        Needs {
+            budget: task.budget,
+            kind: task.kind,
+            language: task.language.as_deref(),
+            place: place(task.lat, task.lng, task.radius_m),
+        }
+    }
+
+    /// The needs of a task not yet written.
+    pub fn of_new(task: &'a crate::input::NewTask) -> Needs<'a> {
+        Needs {
+            budget: task.budget,
+            kind: task.kind,
+            language: task.language.as_deref(),
+            place: place(task.lat, task.lng, task.radius_m),
+        }
+    }
+}
+
+fn place(lat: Option<f64>, lng: Option<f64>, radius: Option<i64>) -> Option<(f64, f64, i64)> {
+    Some((lat?, lng?, radius?))
+}
+
+/// Whether the worker may take a task with these needs; on success, the distance to it when
+/// both places are known.
+pub(super) fn eligibility(
+    worker: &WorkerRow,
+    task: &Needs<'_>,
+    tiers: &[Tier],
+) -> Result<Option<f64>, String> {
     let (tier, next) = trust::tier_for(tiers, worker.trust_score);
     if task.budget.get() > tier.max_budget_cents {
         let reach = next.map_or(String::new(), |n| {
@@ -140,7 +181,7 @@ fn eligibility(worker: &WorkerRow, task: &TaskRow, tiers: &[Tier]) -> Result<Opt
             capability.as_str()
         ));
     }
-    if let Some(language) = &task.language {
+    if let Some(language) = task.language {
         let primary = language.split('-').next().unwrap_or(language);
         let speaks = worker
             .languages
@@ -150,8 +191,8 @@ fn eligibility(worker: &WorkerRow, task: &TaskRow, tiers: &[Tier]) -> Result<Opt
             return Err(format!("it needs a worker who speaks {language}"));
         }
     }
-    match (task.lat, task.lng, task.radius_m) {
-        (Some(lat), Some(lng), Some(radius)) => match (worker.lat, worker.lng) {
+    match task.place {
+        Some((lat, lng, radius)) => match (worker.lat, worker.lng) {
             (Some(wlat), Some(wlng)) => {
                 let distance = distance_m(lat, lng, wlat, wlng);
                 if distance > radius as f64 {
@@ -165,7 +206,7 @@ fn eligibility(worker: &WorkerRow, task: &TaskRow, tiers: &[Tier]) -> Result<Opt
             }
             _ => Err("it is tied to a place and your location is unknown".into()),
         },
-        _ => Ok(None),
+        None => Ok(None),
     }
 }
 
@@ -175,6 +216,30 @@ impl HumanPing {
         let now = self.clock.now_ms();
         let mut conn = self.store.pool().acquire().await?;
         let me = load_worker(&mut conn, worker).await?;
+        let mut offers = self.ranked_offers(&mut conn, worker, &me, now).await?;
+        let real = offers.iter().filter(|(_, _, honeypot)| !honeypot).count();
+        drop(conn);
+        // Limitation: a feed read that makes honeypot tasks writes, so it takes a little longer.
+        if self.mix_in_honeypots(worker, &me, real, now).await? {
+            let mut conn = self.store.pool().acquire().await?;
+            offers = self.ranked_offers(&mut conn, worker, &me, now).await?;
+        }
+        Ok(offers
+            .into_iter()
+            .take(FEED_SIZE)
+            .map(|(_, offer, _)| offer)
+            .collect())
+    }
+
+    /// The offers for a worker, ranked, each with its distance and whether it was made from a
+    /// honeypot.
+    async fn ranked_offers(
+        &self,
+        conn: &mut AnyConnection,
+        worker: &WorkerId,
+        me: &WorkerRow,
+        now: i64,
+    ) -> ServiceResult<Vec<(Option<f64>, OfferView, bool)>> {
         // What SQL can rule out cheaply: tasks above the worker's tier, kinds needing a
         // capability they lack, agents who blocked them, and — when their position is known —
         // places outside a box around them as wide as the largest radius. The rest (exact
@@ -191,7 +256,12 @@ impl HumanPing {
             _ => (1.0, -1.0, 1.0, -1.0), // an empty box: located tasks need a known position
         };
         let sql = format!(
-            "SELECT {TASK_COLUMNS}, (SELECT COUNT(*) FROM assignments a WHERE a.task_id = t.id \
+            "SELECT {TASK_COLUMNS}, \
+               (SELECT p.bonus_bps FROM partners p WHERE p.agent_id = t.agent_id \
+                 AND p.worker_id = $2) AS partner_bps, \
+               (SELECT p.notes FROM partners p WHERE p.agent_id = t.agent_id \
+                 AND p.worker_id = $2) AS partner_notes, \
+               (SELECT COUNT(*) FROM assignments a WHERE a.task_id = t.id \
                AND (a.status IN ('submitted', 'approved') \
                     OR (a.status = 'claimed' AND a.lease_expires_at > $1))) AS taken \
              FROM tasks t WHERE t.status IN ('open', 'in_progress') AND t.deadline_at > $1 \
@@ -202,6 +272,12 @@ impl HumanPing {
                AND b.worker_id = $2) \
              AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id \
                AND a.worker_id = $2 AND a.status IN ('claimed', 'submitted', 'approved', 'rejected')) \
+             AND NOT EXISTS (SELECT 1 FROM honeypot_tasks h WHERE h.task_id = t.id \
+               AND h.worker_id <> $2) \
+             AND (t.partners = 'none' \
+               OR (t.partners = 'prefer' AND COALESCE(t.first_look_until, 0) <= $1) \
+               OR EXISTS (SELECT 1 FROM partners p WHERE p.agent_id = t.agent_id \
+                 AND p.worker_id = $2)) \
              ORDER BY t.created_at LIMIT $3"
         );
         let found = sqlx::query(&sql)
@@ -224,22 +300,26 @@ impl HumanPing {
             if taken >= task.slots {
                 continue;
             }
-            if let Ok(distance) = eligibility(&me, &task, &self.config.tiers) {
-                offers.push((distance, offer_view(&task, task.slots - taken, distance)));
+            let partner = match row.try_get::<Option<i64>, _>("partner_bps")? {
+                Some(bps) => Some((row.try_get::<Option<String>, _>("partner_notes")?, bps)),
+                None => None,
+            };
+            if let Ok(distance) = eligibility(me, &Needs::of(&task), &self.config.tiers) {
+                let offer = offer_view(&task, task.slots - taken, distance, partner);
+                offers.push((distance, offer, super::honeypot::is_honeypot(&task)));
             }
         }
-        offers.sort_by(|(da, a), (db, b)| {
+        // The agent's partners first, then nearest, best paid, soonest due.
+        offers.sort_by(|(da, a, _), (db, b, _)| {
             let distance = |d: &Option<f64>| d.unwrap_or(f64::INFINITY);
-            distance(da)
-                .total_cmp(&distance(db))
+            b.partner_notes
+                .is_some()
+                .cmp(&a.partner_notes.is_some())
+                .then(distance(da).total_cmp(&distance(db)))
                 .then(b.pay_cents.cmp(&a.pay_cents))
                 .then(a.deadline.cmp(&b.deadline))
         });
-        Ok(offers
-            .into_iter()
-            .take(FEED_SIZE)
-            .map(|(_, offer)| offer)
-            .collect())
+        Ok(offers)
     }
 
     /// Claims one slot of a task for this worker, with a lease.
@@ -291,23 +371,35 @@ impl HumanPing {
                 "task {task_id} is not offered to you: its agent does not take your work"
             )));
         }
-        if let Err(reason) = eligibility(&me, &task, &self.config.tiers) {
+        if let Err(reason) = eligibility(&me, &Needs::of(&task), &self.config.tiers) {
             return Err(ServiceError::Forbidden(format!(
                 "task {task_id} is not offered to you: {reason}"
             )));
         }
 
+        let partner = super::partners::of(&mut tx, &task.agent_id, worker).await?;
+        let first_look =
+            task.partners == "prefer" && task.first_look_until.is_some_and(|until| now < until);
+        if partner.is_none() && (task.partners == "only" || first_look) {
+            return Err(ServiceError::Forbidden(format!(
+                "task {task_id} is not offered to you: it is for its agent's partners{}",
+                if first_look { " for now" } else { "" }
+            )));
+        }
+        let bonus = partner_bonus(&task, partner.as_ref());
+
         let assignment = AssignmentId::generate();
         let lease_until = (now + task.kind.lease_secs() * 1000).min(task.deadline_at);
         sqlx::query(
-            "INSERT INTO assignments (id, task_id, worker_id, status, claimed_at, lease_expires_at) \
-             VALUES ($1, $2, $3, 'claimed', $4, $5)",
+            "INSERT INTO assignments (id, task_id, worker_id, status, claimed_at, lease_expires_at, \
+             bonus_cents) VALUES ($1, $2, $3, 'claimed', $4, $5, $6)",
         )
         .bind(assignment.as_str())
         .bind(task.id.as_str())
         .bind(worker.as_str())
         .bind(now)
         .bind(lease_until)
+        .bind(bonus.get())
         .execute(&mut *tx)
         .await
         .map_err(|e| match &e {
@@ -426,7 +518,8 @@ impl HumanPing {
             .iter()
             .flat_map(|p| p.photo_urls.iter().flatten().cloned())
             .collect();
-        let flags = super::fraud::check(&mut tx, &task, &current, &links, now).await?;
+        let threshold = self.config.sightengine.as_ref().map(|s| s.threshold);
+        let flags = super::fraud::check(&mut tx, &task, &current, &links, threshold, now).await?;
         sqlx::query(
             "UPDATE assignments SET status = 'submitted', submitted_at = $1, answer = $2, \
              structured = $3, notes = $4, proof = $5 WHERE id = $6 AND status = 'claimed'",
@@ -441,10 +534,17 @@ impl HumanPing {
         .await?;
         if !flags.is_empty() {
             super::fraud::record(&mut tx, &task, &current, &flags, now).await?;
-            super::trust::refresh(&mut tx, worker, now).await?;
             tracing::info!(task = %task.id, flags = flags.len(), "result flagged");
         }
         self.refresh_status(&mut tx, &mut task, now).await?;
+        if super::honeypot::is_honeypot(&task) && task.status == TaskStatus::Completed {
+            let window = i64::try_from(self.config.review_window.as_millis()).unwrap_or(i64::MAX);
+            super::honeypot::grade(&mut tx, &mut task, &structured, window, now).await?;
+        }
+        if !flags.is_empty() {
+            // Money first, then the worker row (see `settle::release`).
+            super::trust::refresh(&mut tx, worker, now).await?;
+        }
         save_task(&mut tx, &mut task, now).await?;
         let view = assignment_view(&mut tx, &id).await?;
         tx.commit().await?;
@@ -604,6 +704,7 @@ async fn assignment_view(
     let task = load_task(conn, assignment.task_id.as_str(), "")
         .await?
         .ok_or_else(|| ServiceError::not_found(format!("no task {}", assignment.task_id)))?;
+    let partner = super::partners::of(conn, &task.agent_id, &assignment.worker_id).await?;
     // What concerns third parties (a phone number, a contact, the agent's context) is shown
     // only to the worker who holds the claim, and only while they hold it.
     let holding = assignment.status == AssignmentStatus::Claimed;
@@ -614,7 +715,7 @@ async fn assignment_view(
         claimed_at: timestamp(assignment.claimed_at),
         lease_expires_at: timestamp(assignment.lease_expires_at),
         submitted_at: assignment.submitted_at.map(timestamp),
-        pay_cents: task.worker_pay().get(),
+        pay_cents: task.worker_pay().get() + assignment.bonus.get(),
         paid_cents: assignment.paid_cents,
         task: ClaimedTaskView {
             kind: task.kind,
@@ -629,12 +730,35 @@ async fn assignment_view(
             response_format: task.response.clone(),
             proof_required: task.proof.clone(),
             deadline: timestamp(task.deadline_at),
+            partner_notes: match (holding, partner) {
+                (true, Some((notes, _))) => notes,
+                _ => None,
+            },
         },
     })
 }
 
-fn offer_view(task: &TaskRow, open_slots: i64, distance: Option<f64>) -> OfferView {
-    let pay = task.worker_pay();
+/// What a worker who is a partner of the task's agent (notes, bonus in basis points) is
+/// promised on top of the budget's share.
+fn partner_bonus(task: &TaskRow, partner: Option<&(Option<String>, i64)>) -> Cents {
+    match partner {
+        Some((_, bps)) if task.partners != "none" => {
+            super::partners::bonus_of(task.budget, *bps).min(task.bonus)
+        }
+        _ => Cents::ZERO,
+    }
+}
+
+fn offer_view(
+    task: &TaskRow,
+    open_slots: i64,
+    distance: Option<f64>,
+    partner: Option<(Option<String>, i64)>,
+) -> OfferView {
+    let pay = task
+        .worker_pay()
+        .checked_add(partner_bonus(task, partner.as_ref()))
+        .unwrap_or(task.worker_pay());
     OfferView {
         task_id: task.id.clone(),
         kind: task.kind,
@@ -657,6 +781,9 @@ fn offer_view(task: &TaskRow, open_slots: i64, distance: Option<f64>) -> OfferVi
         distance_m: distance.map(|d| d.round() as i64),
         language: task.language.clone(),
         open_slots,
+        // Notes are shown to partners; a partner without notes still sees an empty text, so
+        // the feed can rank partners first.
+        partner_notes: partner.map(|(notes, _)| notes.unwrap_or_default()),
     }
 }
 

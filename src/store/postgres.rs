@@ -12,5 +12,20 @@ pub(super) fn migrator() -> sqlx::migrate::Migrator {
             "web app",
             include_str!("../../migrations/postgres/0002_web_app.sql"),
         ),
+        (
+            3,
+            "honeypots and fraud",
+            include_str!("../../migrations/postgres/0003_honeypots_and_fraud.sql"),
+        ),
+        (
+            4,
+            "payments",
+            include_str!("../../migrations/postgres/0004_payments.sql"),
+        ),
+        (
+            6,
+            "consensus and partners",
+            include_str!("../../migrations/postgres/0006_consensus_partners.sql"),
+        ),
     ])
 }

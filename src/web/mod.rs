@@ -139,6 +139,10 @@ pub fn router_with(service: HumanPing, settings: WebSettings) -> Router {
             post(routes::submit).layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/app/me", get(routes::me_page))
+        .route(
+            "/app/partners/{agent_id}/leave",
+            post(routes::leave_partner),
+        )
         .route("/v1/tasks/{id}/proofs/{sha256}", get(photos::fetch))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

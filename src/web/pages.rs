@@ -7,8 +7,8 @@ use maud::{DOCTYPE, Markup, html};
 use crate::domain::kind::TaskKind;
 use crate::domain::response::ResponseFormat;
 use crate::input::ProofKind;
-use crate::service::ServiceError;
 use crate::service::views::{AssignmentView, OfferView, WorkerProfile};
+use crate::service::{PartnershipView, ServiceError};
 
 const STYLE: &str = "
 *{box-sizing:border-box}body{margin:0;font:16px/1.45 system-ui,sans-serif;color:#1b1b1b;background:#f6f6f4}
@@ -182,6 +182,9 @@ pub(crate) fn feed_list(csrf: &str, offers: &[OfferView]) -> Markup {
                     span.pay { "$" (offer.pay) } " after fee · "
                     span.meta { "due " time datetime=(offer.deadline) { (readable_time(&offer.deadline)) } }
                 }
+                @if let Some(notes) = &offer.partner_notes {
+                    p.meta { "From an agent you partner with" @if !notes.is_empty() { ": " (notes) } }
+                }
                 p.meta {
                     @if let Some(distance) = offer.distance_m { (format_distance(distance)) " away · " }
                     @else if let Some(address) = public_address(offer) { (address) " · " }
@@ -283,7 +286,7 @@ fn answer_input(format: &ResponseFormat) -> Markup {
                 label for="answer" { "Your rating (" (min) " to " (max) ")" }
                 input #answer type="number" name="answer" min=(min) max=(max) step="1" required;
             }
-            ResponseFormat::Number { unit } => {
+            ResponseFormat::Number { unit, .. } => {
                 label for="answer" {
                     "Your answer"
                     @if let Some(unit) = unit { " (" (unit) ")" }
@@ -302,6 +305,7 @@ pub(crate) fn me(
     csrf: &str,
     profile: &WorkerProfile,
     assignments: &[AssignmentView],
+    partners: &[PartnershipView],
 ) -> Html<String> {
     layout(
         "Your work",
@@ -311,7 +315,35 @@ pub(crate) fn me(
                 p { "Earned: " span.pay { "$" (profile.earned) } }
                 p { "Waiting for review: $" (profile.pending) }
                 p { "Trust score: " strong { (profile.trust_score) } " / 100" }
+                p {
+                    "Tier: " strong { (profile.tier.name) }
+                    " (tasks up to $" (format_cents(profile.tier.max_budget_cents)) ")"
+                }
+                @if let Some(next) = &profile.next_tier {
+                    p.meta {
+                        (next.points_needed) " more points reach " (next.name)
+                        " (a score of " (next.min_score) ", tasks up to $"
+                        (format_cents(next.max_budget_cents)) ")."
+                    }
+                }
                 p.meta { "Approved results raise it; rejected results, given-back tasks and claims that run out lower it." }
+            }
+            h2 { "Agents you partner with" }
+            @if partners.is_empty() {
+                p { "None yet. Agents who like your work can partner with you: you then see their tasks first, sometimes with a bonus." }
+            }
+            @for partner in partners {
+                article.card {
+                    p { strong { (partner.agent_name) } " since " (readable_time(&partner.since)) }
+                    @if partner.bonus_bps > 0 {
+                        p.meta { "Bonus: " (format_bps(partner.bonus_bps)) " of each budget" }
+                    }
+                    @if let Some(notes) = &partner.notes { p.meta { (notes) } }
+                    form method="post" action={ "/app/partners/" (partner.agent_id) "/leave" } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        button type="submit" { "Leave" }
+                    }
+                }
             }
             h2 { "Past assignments" }
             @if assignments.is_empty() { p { "None yet." } }
@@ -384,6 +416,12 @@ fn format_distance(metres: i64) -> String {
     }
 }
 
+/// Basis points as a percentage ("12.5%").
+fn format_bps(bps: i64) -> String {
+    let text = format!("{:.2}", bps as f64 / 100.0);
+    format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
 fn format_cents(cents: i64) -> String {
     format!("{}.{:02}", cents / 100, (cents % 100).abs())
 }
@@ -391,6 +429,13 @@ fn format_cents(cents: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basis_points_read_as_percentages() {
+        assert_eq!(format_bps(1000), "10%");
+        assert_eq!(format_bps(1250), "12.5%");
+        assert_eq!(format_bps(5), "0.05%");
+    }
 
     #[test]
     fn times_read_as_day_month_and_utc_clock() {

@@ -113,10 +113,8 @@ pub(crate) async fn fetch(
     };
     let agent = match state.service.authenticate_agent(key).await {
         Ok(agent) => agent,
-        Err(e) => {
-            return ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
-                .into_response();
-        }
+        // An unknown key is 401, another role's key 403, as on every route.
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let not_found = || {
         ApiError::new(

@@ -319,13 +319,15 @@ pub(crate) async fn submit(
     // Limitation: photos of a refused result stay on disk, unreferenced.
     let mut photo_urls = Vec::new();
     for bytes in form.photos {
+        let content_type = photos::sniff(&bytes).unwrap_or("application/octet-stream");
+        let ai_score = state.service.ai_image_score(&bytes, content_type).await;
         let photo = match photos::store(&state.settings.proof_dir, bytes).await {
             Ok(photo) => photo,
             Err(message) => return Ok(again(&message)),
         };
         state
             .service
-            .record_proof_photo(worker, &view, &photo)
+            .record_proof_photo(worker, &view, &photo, ai_score)
             .await?;
         // Limitation: photo links are relative paths; agents resolve them against the API's URL.
         photo_urls.push(format!(
@@ -362,9 +364,26 @@ pub(crate) async fn me_page(
     let worker = &signed.session.worker_id;
     let profile = state.service.worker_profile(worker).await?;
     let assignments = state.service.assignments(worker).await?;
+    let partners = state.service.worker_partnerships(worker).await?;
     Ok(pages::me(
         &signed.session.csrf_token,
         &profile,
         &assignments,
+        &partners,
     ))
+}
+
+/// `POST /app/partners/{agent_id}/leave`: the worker leaves an agent's partners.
+pub(crate) async fn leave_partner(
+    State(state): State<WebState>,
+    signed: SignedIn,
+    Path(agent_id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PageResult {
+    signed.check_csrf(&form.csrf)?;
+    state
+        .service
+        .leave_partnership(&signed.session.worker_id, &agent_id)
+        .await?;
+    Ok(Redirect::to("/app/me").into_response())
 }

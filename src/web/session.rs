@@ -33,6 +33,8 @@ impl FromRequestParts<WebState> for SignedIn {
             Ok(Some(session)) => {
                 tracing::Span::current()
                     .record("caller", tracing::field::display(&session.worker_id));
+                let worker = session.worker_id.as_str();
+                crate::http::auth::note_address(parts, &state.service, worker).await;
                 Ok(SignedIn { token, session })
             }
             Ok(None) => Err(Redirect::to("/app/sign-in").into_response()),

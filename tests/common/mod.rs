@@ -179,10 +179,15 @@ pub async fn service(db: &TestDb) -> HumanPing {
 
 /// The service over `db`, with default settings and the given clock (e.g. `Clock::manual`).
 pub async fn service_with_clock(db: &TestDb, clock: Clock) -> HumanPing {
+    service_with(db, Config::default(), clock).await
+}
+
+/// The service over `db`, with the given settings and clock.
+pub async fn service_with(db: &TestDb, config: Config, clock: Clock) -> HumanPing {
     let store = Store::open(&db.url)
         .await
         .unwrap_or_else(|e| panic!("could not open the {} test database: {e:#}", db.name));
-    HumanPing::new(store, Config::default(), clock)
+    HumanPing::new(store, config, clock)
 }
 
 /// A new agent with `dollars` of test funds; returns its id and API key.
@@ -209,7 +214,7 @@ pub async fn worker(svc: &HumanPing, name: &str) -> (WorkerId, String) {
 
 /// Checks every invariant of the books and fails the test with each problem found.
 pub async fn assert_books_balanced(svc: &HumanPing) {
-    let report = svc.verify_ledger().await.expect("verify_ledger");
+    let report = svc.verify_books().await.expect("verify_books");
     assert!(
         report.is_balanced(),
         "the books do not balance ({} accounts, {} transfers, {} tasks):\n  {}",
@@ -218,4 +223,43 @@ pub async fn assert_books_balanced(svc: &HumanPing) {
         report.tasks,
         report.problems.join("\n  ")
     );
+}
+
+/// Creates a task from a `POST /v1/tasks` body, through the service.
+pub async fn post_task(
+    svc: &HumanPing,
+    agent: &AgentId,
+    body: serde_json::Value,
+) -> Result<humanping::service::views::TaskView, humanping::service::ServiceError> {
+    let draft = serde_json::from_value::<humanping::input::CreateTaskBody>(body)
+        .expect("a task body")
+        .into_draft();
+    svc.create_task(agent, draft).await
+}
+
+/// A worker's result with just an answer.
+pub fn answer(text: &str) -> humanping::service::SubmissionInput {
+    humanping::service::SubmissionInput {
+        answer: Some(text.into()),
+        structured: None,
+        notes: None,
+        proof: None,
+    }
+}
+
+/// A small deterministic random number source (xorshift64) for tests that try many cases.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// A number below `below`.
+    pub fn below(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below
+    }
 }

@@ -15,7 +15,11 @@ TOOLS = frozenset(
         "cancel_task",
         "list_tasks",
         "balance",
+        "topup",
         "block_worker",
         "unblock_worker",
+        "partner_add",
+        "partner_remove",
+        "partners",
     }
 )

@@ -130,7 +130,7 @@ async def hire_a_human(session: ClientSession, world: Walkthrough) -> None:
     assert "get_task" in (init.instructions or "")
 
     listed = await session.list_tools()
-    assert len(listed.tools) == 15
+    assert len(listed.tools) == len(TOOLS)
     assert {tool.name for tool in listed.tools} == TOOLS
 
     # The agent asks; the money is held in escrow.
@@ -278,7 +278,7 @@ def test_stdout_carries_only_json_rpc_and_the_server_exits_when_stdin_closes(
     assert "serving MCP on stdio" in logs
 
     assert responses[1]["result"]["serverInfo"]["name"] == "humanping"
-    assert len(responses[2]["result"]["tools"]) == 15
+    assert len(responses[2]["result"]["tools"]) == len(TOOLS)
     assert responses[3]["result"]["isError"] is False
     assert responses[3]["result"]["structuredContent"]["agent_id"] == agent["agent_id"]
     assert responses[3]["result"]["structuredContent"]["available_cents"] == 1000
