@@ -337,7 +337,7 @@ test('a worker claims a task on a phone and sends a photo with the position', as
   const asWorker = await fetch(`${base}${photo.url}`, {
     headers: { authorization: `Bearer ${worker.api_key}` },
   });
-  assert.equal(asWorker.status, 401);
+  assert.equal(asWorker.status, 403); // a valid key of another role
 });
 
 /** Nothing on the page is wider than the phone's screen, and the text is readable. */
