@@ -8,8 +8,22 @@
 # answered at once with wait_seconds 0) and for `balance`, over stdio and over Streamable HTTP;
 # the same client against @modelcontextprotocol/server-everything's `echo` tool on the same
 # machine in the same run; and the resident memory of `humanping serve` idle and holding 500 open
-# MCP sessions. Every server listens on 127.0.0.1 and is stopped by its process id at exit.
-# BENCH_ITERATIONS (default 1000) and BENCH_WARMUP (default 100) set the sample sizes.
+# MCP sessions.
+#
+# Cold start: BENCH_COLD_RUNS times (default 20) a fresh process is spawned and sent `initialize`,
+# timed from just before the spawn to the parsed answer (p50/p99/max): `humanping mcp` over stdio
+# (the migrated benchmark database, HUMANPING_API_KEY set), server-everything over stdio, and
+# `humanping serve` over Streamable HTTP (the client POSTs `initialize` to /mcp until it answers;
+# bench_mcp.py stops each server by its own process id and waits for it before the next run).
+#
+# Memory with open tasks: a fresh `humanping serve` on a database of its own, idle, then holding
+# BENCH_TASKS (default 10000) open `verify` tasks made with REST POST /v1/tasks by 8 concurrent
+# clients, then with 500 open MCP sessions as well, then after one read of a worker's feed
+# (GET /v1/worker/tasks), which ranks every open task.
+#
+# Every server listens on 127.0.0.1 and is stopped by its process id at exit. Figures go to
+# stdout, progress to stderr. BENCH_ITERATIONS (default 1000) and BENCH_WARMUP (default 100) set
+# the round-trip sample sizes.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -83,6 +97,17 @@ HUMANPING_API_KEY=$KEY "$PY" tests/e2e/bench_mcp.py stdio humanping verify "$TAS
 HUMANPING_API_KEY=$KEY "$PY" tests/e2e/bench_mcp.py stdio humanping balance '{}' -- "$BIN" mcp
 "$PY" tests/e2e/bench_mcp.py stdio server-everything echo "$ECHO_ARGS" -- "$NODE" "$EVERYTHING" stdio
 
+# Cold start, spawn -> the parsed `initialize` answer; no other server runs meanwhile.
+COLD_RUNS=${BENCH_COLD_RUNS:-20}
+printf '==> cold starts, %s runs each\n' "$COLD_RUNS" >&2
+printf '\n'
+HUMANPING_API_KEY=$KEY "$PY" tests/e2e/bench_mcp.py coldstart-stdio humanping "$COLD_RUNS" -- "$BIN" mcp
+"$PY" tests/e2e/bench_mcp.py coldstart-stdio server-everything "$COLD_RUNS" -- "$NODE" "$EVERYTHING" stdio
+PORT=$(free_port)
+"$PY" tests/e2e/bench_mcp.py coldstart-http humanping "$COLD_RUNS" "http://127.0.0.1:$PORT/mcp" "$KEY" \
+    -- "$BIN" serve --bind "127.0.0.1:$PORT"
+printf '\n'
+
 # Streamable HTTP
 PORT=$(free_port)
 "$BIN" serve --bind "127.0.0.1:$PORT" >"$WORK/serve.log" 2>&1 &
@@ -115,3 +140,38 @@ SESSIONS_RSS=$("$PY" tests/e2e/bench_mcp.py rss "$FRESH")
 printf '\n%-58s %s MiB\n' "humanping serve RSS, idle (fresh process)" "$FRESH_RSS"
 printf '%-58s %s MiB\n' "humanping serve RSS, idle (before the HTTP runs above)" "$IDLE_RSS"
 printf '%-58s %s MiB\n' "humanping serve RSS, 500 open MCP sessions" "$SESSIONS_RSS"
+
+# Memory with open tasks: a fresh server on a database of its own, idle, with BENCH_TASKS open
+# tasks, with 500 open sessions as well, and after one read of a worker's feed.
+TASKS=${BENCH_TASKS:-10000}
+TASKS_DB=sqlite://$WORK/tasks.db
+AGENT_OUT=$(DATABASE_URL=$TASKS_DB "$BIN" agent create --name bench-tasks)
+TASKS_AGENT=$(sed -n 's/^agent_id: *//p' <<<"$AGENT_OUT")
+TASKS_KEY=$(sed -n 's/^api_key: *//p' <<<"$AGENT_OUT")
+[[ -n $TASKS_AGENT && -n $TASKS_KEY ]] || die "could not create the open-tasks agent"
+DATABASE_URL=$TASKS_DB "$BIN" credit --agent "$TASKS_AGENT" --amount "$((TASKS * 2))" >/dev/null
+WORKER_OUT=$(DATABASE_URL=$TASKS_DB "$BIN" worker create --name bench-worker --languages en)
+WORKER_KEY=$(sed -n 's/^api_key: *//p' <<<"$WORKER_OUT")
+[[ -n $WORKER_KEY ]] || die "could not create the benchmark worker"
+PORT=$(free_port)
+DATABASE_URL=$TASKS_DB "$BIN" serve --bind "127.0.0.1:$PORT" >"$WORK/serve-tasks.log" 2>&1 &
+TASKS_SERVE=$!
+PIDS+=("$TASKS_SERVE")
+wait_for_port "$PORT"
+sleep 1
+TASKS_IDLE_RSS=$("$PY" tests/e2e/bench_mcp.py rss "$TASKS_SERVE")
+printf '==> creating %s open tasks\n' "$TASKS" >&2
+printf '\n'
+"$PY" tests/e2e/bench_mcp.py tasks "http://127.0.0.1:$PORT" "$TASKS_KEY" "$TASKS" 8
+sleep 1
+TASKS_RSS=$("$PY" tests/e2e/bench_mcp.py rss "$TASKS_SERVE")
+"$PY" tests/e2e/bench_mcp.py sessions "http://127.0.0.1:$PORT/mcp" "$TASKS_KEY" 500
+sleep 1
+TASKS_SESSIONS_RSS=$("$PY" tests/e2e/bench_mcp.py rss "$TASKS_SERVE")
+"$PY" tests/e2e/bench_mcp.py feed "http://127.0.0.1:$PORT" "$WORKER_KEY"
+sleep 1
+TASKS_FEED_RSS=$("$PY" tests/e2e/bench_mcp.py rss "$TASKS_SERVE")
+printf '\n%-58s %s MiB\n' "humanping serve RSS, idle (fresh process, own database)" "$TASKS_IDLE_RSS"
+printf '%-58s %s MiB\n' "humanping serve RSS, $TASKS open tasks" "$TASKS_RSS"
+printf '%-58s %s MiB\n' "humanping serve RSS, $TASKS open tasks + 500 MCP sessions" "$TASKS_SESSIONS_RSS"
+printf '%-58s %s MiB\n' "humanping serve RSS, after one worker feed read as well" "$TASKS_FEED_RSS"

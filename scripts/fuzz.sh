@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes HumanPing's input paths with cargo-fuzz (libFuzzer) for a bounded time per target:
-# money parsing, task requests, and raw bodies sent to the REST routes and to /mcp.
+# money parsing, task requests, raw bodies sent to the REST routes and to /mcp, and raw bytes
+# read by the stdio transport.
 #
 #     scripts/fuzz.sh               # every target, FUZZ_SECONDS (default 60) each
 #     FUZZ_SECONDS=600 scripts/fuzz.sh http_input
@@ -17,7 +18,7 @@ ROOT=$PWD
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 TARGETS=("$@")
 if [[ ${#TARGETS[@]} -eq 0 ]]; then
-    TARGETS=(money task_request http_input)
+    TARGETS=(money task_request http_input stdio_input)
 fi
 
 say() {

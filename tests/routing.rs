@@ -199,3 +199,72 @@ async fn the_nearest_tasks_come_first() {
         );
     }
 }
+
+/// The feed ranks every task a worker may take, however many there are: a partner's task comes
+/// first even when it is tied to no place, then the nearest, and tasks out of reach take no
+/// room, however many and however old.
+#[tokio::test]
+async fn the_feed_ranks_every_candidate_partners_first_then_nearest() {
+    for db in common::databases().await {
+        let svc = common::service(&db).await;
+        let (agent, _) = common::funded_agent(&svc, "10000").await;
+        let (friend, _) = common::funded_agent(&svc, "100").await;
+        let me = worker(&svc, Some(MONTREAL), vec![Capability::Field], &["en"]).await;
+        // A result for the friend first, so that it may partner with me.
+        let first = task(
+            &svc,
+            &friend,
+            json!({"kind": "gut_check", "question": "First?"}),
+        )
+        .await;
+        let lease = svc.claim(&me, &first).await.unwrap();
+        svc.submit(&me, lease.assignment_id.as_str(), common::answer("yes"))
+            .await
+            .unwrap();
+        svc.partner_add(&friend, me.as_str(), Some("Thank you"), None)
+            .await
+            .unwrap();
+
+        // More than a thousand older tasks 60 km away with a 1 km radius: near enough to be
+        // in the box around me, out of reach.
+        let far = json!({"lat": MONTREAL.0 + 60.0 / 111.195, "lng": MONTREAL.1, "radius_m": 1000});
+        for n in 0..1_050 {
+            task(
+                &svc,
+                &agent,
+                json!({"kind": "verify", "question": format!("Far {n}?"), "location": far}),
+            )
+            .await;
+        }
+        // More than a feed's worth within reach, each farther than the one before.
+        let mut near = Vec::new();
+        for n in 0..120 {
+            let km = 0.1 + f64::from(n) * 0.05;
+            let place =
+                json!({"lat": MONTREAL.0 + km / 111.195, "lng": MONTREAL.1, "radius_m": 50000});
+            near.push(
+                task(
+                    &svc,
+                    &agent,
+                    json!({"kind": "verify", "question": format!("Near {n}?"), "location": place}),
+                )
+                .await,
+            );
+        }
+        let anywhere = json!({"kind": "gut_check", "question": "Anywhere?"});
+        let stranger = task(&svc, &agent, anywhere.clone()).await;
+        let partner = task(&svc, &friend, anywhere).await;
+
+        let feed: Vec<String> = svc
+            .offers(&me)
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.task_id.to_string())
+            .collect();
+        assert_eq!(feed.len(), 50, "{}", db.name);
+        assert_eq!(feed[0], partner, "{}: partners first", db.name);
+        assert_eq!(feed[1..], near[..49], "{}: then the nearest", db.name);
+        assert!(!feed.contains(&stranger), "{}", db.name);
+    }
+}

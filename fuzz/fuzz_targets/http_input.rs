@@ -3,8 +3,7 @@
 //! Every answer must be a deliberate one: never a 500, never a panic.
 
 #![no_main]
-// Limitation: the stdio line reader (src/mcp/stdio.rs) is private to the crate, so JSON-RPC is
-// fuzzed here through `/mcp`, not through the stdio framing.
+// The stdio framing of JSON-RPC has a target of its own (stdio_input.rs).
 
 use std::sync::OnceLock;
 

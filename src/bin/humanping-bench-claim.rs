@@ -9,15 +9,14 @@
 //! Prints claims per second, the share of claims lost to another worker, and latency
 //! percentiles; asserts nothing about time.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
 use anyhow::Context;
 use clap::Parser;
 use humanping::domain::money::Cents;
 use humanping::input::CreateTaskBody;
-use humanping::service::{Config, HumanPing, NewWorker, ServiceError};
+use humanping::service::{Config, HumanPing, NewWorker};
+
+#[path = "bench/mod.rs"]
+mod bench;
 
 #[derive(Parser)]
 #[command(about = "Measure HumanPing's claim throughput under many concurrent workers")]
@@ -67,61 +66,29 @@ async fn main() -> anyhow::Result<()> {
         workers.push(service.create_worker(worker).await?.0);
     }
 
-    let lost = Arc::new(AtomicU64::new(0));
-    let feeds = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let running: Vec<_> = workers
-        .into_iter()
-        .enumerate()
-        .map(|(n, worker)| {
-            let (service, lost, feeds) = (service.clone(), lost.clone(), feeds.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut pick = n;
-                loop {
-                    let offers = service.offers(&worker).await?;
-                    feeds.fetch_add(1, Ordering::Relaxed);
-                    if offers.is_empty() {
-                        break;
-                    }
-                    pick = pick.wrapping_mul(31).wrapping_add(7);
-                    let offer = &offers[pick % offers.len().min(10)];
-                    let t0 = Instant::now();
-                    match service.claim(&worker, offer.task_id.as_str()).await {
-                        Ok(_) => latencies.push(t0.elapsed()),
-                        Err(ServiceError::Conflict(_)) => {
-                            lost.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(other) => return Err(other.into()),
-                    }
-                }
-                anyhow::Ok(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for worker in running {
-        latencies.extend(worker.await??);
-    }
-    let elapsed = started.elapsed();
+    let race = bench::claim_race(&service, workers, None).await?;
+    let latencies = race.latencies;
 
     let report = service.verify_ledger().await?;
-    latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     let backend = format!("{:?}", service.store().backend()).to_lowercase();
-    let lost = lost.load(Ordering::Relaxed);
     println!("backend: {backend}");
     println!("claimers: {}", args.claimers);
     println!("claims: {}", latencies.len());
-    println!("claims_lost_to_another_worker: {lost}");
-    println!("feeds_read: {}", feeds.load(Ordering::Relaxed));
-    println!("elapsed_s: {:.2}", elapsed.as_secs_f64());
+    println!("claims_lost_to_another_worker: {}", race.lost);
+    println!("feeds_read: {}", race.feeds);
+    println!("elapsed_s: {:.2}", race.elapsed.as_secs_f64());
     println!(
         "claims_per_s: {:.1}",
-        latencies.len() as f64 / elapsed.as_secs_f64()
+        latencies.len() as f64 / race.elapsed.as_secs_f64()
     );
-    println!("claim_p50_ms: {:.2}", ms(pick(0.50)));
-    println!("claim_p99_ms: {:.2}", ms(pick(0.99)));
+    println!(
+        "claim_p50_ms: {:.2}",
+        bench::percentile_ms(&latencies, 0.50)
+    );
+    println!(
+        "claim_p99_ms: {:.2}",
+        bench::percentile_ms(&latencies, 0.99)
+    );
     println!("books_balanced: {}", report.is_balanced());
     service.store().close().await;
     let _ = std::fs::remove_dir_all(&scratch);
@@ -137,8 +104,4 @@ async fn main() -> anyhow::Result<()> {
         report.problems
     );
     Ok(())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

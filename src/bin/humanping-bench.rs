@@ -9,14 +9,15 @@
 //! service layer (the code every transport shares), against a fresh database. Prints the
 //! figures; asserts nothing about time.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
 use humanping::domain::ids::{AgentId, WorkerId};
-use humanping::domain::money::Cents;
-use humanping::input::CreateTaskBody;
-use humanping::service::{Config, HumanPing, NewWorker, SubmissionInput};
+use humanping::service::{Config, HumanPing};
+
+#[path = "bench/mod.rs"]
+mod bench;
 
 #[derive(Parser)]
 #[command(about = "Measure HumanPing's task lifecycle throughput")]
@@ -50,22 +51,7 @@ async fn main() -> anyhow::Result<()> {
         .context("opening the database")?;
 
     let per_client = args.tasks.div_ceil(args.clients.max(1));
-    let mut pairs = Vec::new();
-    for n in 0..args.clients {
-        let (agent, _) = service.create_agent(&format!("bench-agent-{n}")).await?;
-        service
-            .credit(agent.as_str(), Cents::new(per_client as i64 * 100 + 100))
-            .await?;
-        let worker = NewWorker {
-            name: format!("bench-worker-{n}"),
-            lat: None,
-            lng: None,
-            capabilities: Vec::new(),
-            languages: vec!["en".into()],
-        };
-        let (worker, _) = service.create_worker(worker).await?;
-        pairs.push((agent, worker));
-    }
+    let pairs = bench::lifecycle_pairs(&service, args.clients, per_client).await?;
 
     if args.steps {
         let count = per_client * pairs.len();
@@ -83,42 +69,9 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let started = Instant::now();
-    let clients: Vec<_> = pairs
-        .into_iter()
-        .map(|(agent, worker)| {
-            let service = service.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(per_client);
-                for _ in 0..per_client {
-                    let t0 = Instant::now();
-                    let body = serde_json::json!({"kind": "gut_check", "question": "Bench?", "budget": "1.00"});
-                    let draft = serde_json::from_value::<CreateTaskBody>(body)?.into_draft();
-                    let task = service.create_task(&agent, draft).await?;
-                    let claim = service.claim(&worker, task.task_id.as_str()).await?;
-                    let answer = SubmissionInput {
-                        answer: Some("yes".into()),
-                        structured: None,
-                        notes: None,
-                        proof: None,
-                    };
-                    service.submit(&worker, claim.assignment_id.as_str(), answer).await?;
-                    service.approve(&agent, task.task_id.as_str(), None).await?;
-                    latencies.push(t0.elapsed());
-                }
-                anyhow::Ok(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for client in clients {
-        latencies.extend(client.await??);
-    }
-    let elapsed = started.elapsed();
+    let (latencies, elapsed) = bench::run_lifecycles(&service, pairs, per_client).await?;
 
     let report = service.verify_ledger().await?;
-    latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     let backend = format!("{:?}", service.store().backend()).to_lowercase();
     println!("backend: {backend}");
     println!("clients: {}", args.clients);
@@ -128,8 +81,10 @@ async fn main() -> anyhow::Result<()> {
         "lifecycles_per_s: {:.1}",
         latencies.len() as f64 / elapsed.as_secs_f64()
     );
-    println!("lifecycle_p50_ms: {:.2}", ms(pick(0.50)));
-    println!("lifecycle_p99_ms: {:.2}", ms(pick(0.99)));
+    let p50 = bench::percentile_ms(&latencies, 0.50);
+    println!("lifecycle_p50_ms: {p50:.2}");
+    let p99 = bench::percentile_ms(&latencies, 0.99);
+    println!("lifecycle_p99_ms: {p99:.2}");
     println!("books_balanced: {}", report.is_balanced());
     service.store().close().await;
     let _ = std::fs::remove_dir_all(&scratch);
@@ -139,10 +94,6 @@ async fn main() -> anyhow::Result<()> {
         report.problems
     );
     Ok(())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// One step of the lifecycle, run for every client's tasks at once.
@@ -181,22 +132,21 @@ async fn run_steps(
                 for i in 0..per_client {
                     match step {
                         Step::Create => {
-                            let body = serde_json::json!({"kind": "gut_check", "question": "Bench?", "budget": "1.00"});
-                            let draft = serde_json::from_value::<CreateTaskBody>(body)?.into_draft();
-                            made.push(service.create_task(&agent, draft).await?.task_id.to_string());
+                            let draft = bench::lifecycle_task()?;
+                            made.push(
+                                service
+                                    .create_task(&agent, draft)
+                                    .await?
+                                    .task_id
+                                    .to_string(),
+                            );
                         }
                         Step::Claim => {
                             let claim = service.claim(&worker, &mine[i]).await?;
                             made.push(claim.assignment_id.to_string());
                         }
                         Step::Submit => {
-                            let answer = SubmissionInput {
-                                answer: Some("yes".into()),
-                                structured: None,
-                                notes: None,
-                                proof: None,
-                            };
-                            service.submit(&worker, &my_claims[i], answer).await?;
+                            service.submit(&worker, &my_claims[i], bench::yes()).await?;
                         }
                         Step::Approve => {
                             service.approve(&agent, &mine[i], None).await?;

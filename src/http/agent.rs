@@ -31,12 +31,7 @@ const MAX_PAGE: u32 = 100;
     path = "/v1/tasks",
     tag = "agent",
     params(
-        (
-            "Idempotency-Key" = Option<String>,
-            Header,
-            description = "1 to 200 visible ASCII characters; a retry with the same key returns \
-                the first result and moves nothing twice"
-        ),
+        super::openapi::IdempotencyHeader,
     ),
     request_body = crate::input::CreateTaskBody,
     security(("bearer" = []), ("api_key" = [])),
@@ -173,12 +168,7 @@ fn wait_within_bounds(name: &str, seconds: u32) -> ApiResult<Duration> {
     tag = "agent",
     params(
         ("id" = String, Path, description = "The task's id (tsk_…)"),
-        (
-            "Idempotency-Key" = Option<String>,
-            Header,
-            description = "1 to 200 visible ASCII characters; a retry with the same key returns \
-                the first result and moves nothing twice"
-        ),
+        super::openapi::IdempotencyHeader,
     ),
     security(("bearer" = []), ("api_key" = [])),
     responses(
@@ -224,12 +214,7 @@ pub(crate) struct DisputeBody {
     tag = "agent",
     params(
         ("id" = String, Path, description = "The task's id (tsk_…)"),
-        (
-            "Idempotency-Key" = Option<String>,
-            Header,
-            description = "1 to 200 visible ASCII characters; a retry with the same key returns \
-                the first result and moves nothing twice"
-        ),
+        super::openapi::IdempotencyHeader,
     ),
     request_body = DisputeBody,
     security(("bearer" = []), ("api_key" = [])),
@@ -273,12 +258,7 @@ pub(crate) async fn dispute(
     tag = "agent",
     params(
         ("id" = String, Path, description = "The task's id (tsk_…)"),
-        (
-            "Idempotency-Key" = Option<String>,
-            Header,
-            description = "1 to 200 visible ASCII characters; a retry with the same key returns \
-                the first result and moves nothing twice"
-        ),
+        super::openapi::IdempotencyHeader,
     ),
     security(("bearer" = []), ("api_key" = [])),
     responses(

@@ -96,6 +96,18 @@ schemars_stand_ins! {
     HoneypotView => crate::service::HoneypotView,
 }
 
+/// The `Idempotency-Key` header that money-moving POSTs take; the handlers read it from the
+/// headers, this type documents it once.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub(crate) struct IdempotencyHeader {
+    /// 1 to 200 visible ASCII characters; a retry with the same key returns the first result
+    /// and moves nothing twice.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+}
+
 /// The one error shape (documentation of what `super::error::ApiError` writes).
 #[derive(ToSchema)]
 #[schema(as = Error)]

@@ -231,13 +231,29 @@ impl ServerHandler for HumanPingMcp {
 /// A missing or refused key does not stop the server: the client still connects, and every
 /// tool call explains what to do.
 pub async fn serve_stdio(service: HumanPing, api_key: Option<String>) -> anyhow::Result<()> {
+    serve_lines(service, api_key, tokio::io::stdin(), tokio::io::stdout()).await
+}
+
+/// What `serve_stdio` does, on any pair of byte streams carrying newline-delimited JSON-RPC;
+/// public so that the fuzz target can drive the line framing with arbitrary bytes.
+#[doc(hidden)]
+pub async fn serve_lines<R, W>(
+    service: HumanPing,
+    api_key: Option<String>,
+    input: R,
+    output: W,
+) -> anyhow::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let agent = resolve_agent(&service, api_key.as_deref()).await;
     match &agent {
         Ok(agent) => tracing::info!(%agent, "serving MCP on stdio"),
         Err(reason) => tracing::warn!(%reason, "serving MCP on stdio without an agent"),
     }
 
-    let stdio = stdio::transport(tokio::io::stdin(), tokio::io::stdout());
+    let stdio = stdio::transport(input, output);
     let pump = stdio.pump;
     let running = HumanPingMcp::new(service, agent)
         .stopping_when(stdio.closed)

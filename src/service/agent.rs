@@ -10,7 +10,7 @@ use super::changes::{self, Change};
 use super::error::{ServiceError, ServiceResult};
 use super::idempotency::{self, Claim};
 use super::rows::{self, TASK_COLUMNS, TaskRow, load_agent_task, task_view};
-use super::settle::{save_task, slot_counts};
+use super::settle::{save_task, slots};
 use super::views::{BalanceView, TaskPage, TaskView};
 use crate::auth::sha256_hex;
 use crate::domain::ids::{AgentId, TaskId};
@@ -324,8 +324,8 @@ impl HumanPing {
                 Ok(())
             }
             (Resolution::Cancel, TaskStatus::Open) => {
-                let (claimed, submitted) = slot_counts(conn, task).await?;
-                if claimed + submitted > 0 {
+                let taken = slots(conn, task, now).await?;
+                if taken.claimed + taken.submitted > 0 {
                     return Err(ServiceError::conflict(format!(
                         "task {id} has been claimed by a worker and can no longer be cancelled; \
                          wait for the result and dispute it if it is wrong"
@@ -505,7 +505,7 @@ impl HumanPing {
         else {
             return Ok(false);
         };
-        let changed = self.settle(&mut tx, &mut task, now).await?;
+        let changed = self.settle(&mut tx, &mut task, now).await?.changed;
         tx.commit().await?;
         if changed {
             tracing::info!(task = %id, status = task.status.as_str(), "task settled");

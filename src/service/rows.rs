@@ -21,6 +21,15 @@ pub(super) const TASK_COLUMNS: &str = "id, agent_id, kind, instruction, details,
     review_deadline_at, created_at, updated_at, version, max_workers, agreement, weighting, \
     consensus, partners, first_look_until, bonus_cents";
 
+/// `TASK_COLUMNS` qualified by the alias `t`, for queries that join other tables.
+pub(super) static TASK_COLUMNS_T: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    TASK_COLUMNS
+        .split(',')
+        .map(|column| format!("t.{}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+});
+
 /// A task as stored.
 #[derive(Clone, Debug)]
 pub(super) struct TaskRow {
@@ -275,17 +284,20 @@ pub(super) async fn task_view(conn: &mut AnyConnection, task: &TaskRow) -> Servi
             .iter()
             .filter_map(AssignmentRow::result)
             .collect();
-    if !results.is_empty() {
+    let links = |result: &ResultView| {
+        result
+            .proof
+            .as_ref()
+            .and_then(|p| p["photo_urls"].as_array())
+            .cloned()
+            .unwrap_or_default()
+    };
+    if results.iter().any(|result| !links(result).is_empty()) {
         let photos = proof_photos(conn, &task.id).await?;
         for result in &mut results {
             // Only the photos the accepted result links to: a refused attempt may have left others.
-            let linked = |url: &str| {
-                result
-                    .proof
-                    .as_ref()
-                    .and_then(|p| p["photo_urls"].as_array())
-                    .is_some_and(|urls| urls.iter().any(|u| u.as_str() == Some(url)))
-            };
+            let urls = links(result);
+            let linked = |url: &str| urls.iter().any(|u| u.as_str() == Some(url));
             result.photos = photos
                 .iter()
                 .filter(|(assignment, photo)| {

@@ -14,20 +14,50 @@ use crate::domain::status::{AssignmentStatus, TaskStatus, live_status};
 use crate::input::Weighting;
 use crate::ledger::{self, LedgerError, account};
 
-/// How many slots of a task are claimed (with a live lease) and submitted.
-pub(super) async fn slot_counts(
+/// A task's slots as its assignments fill them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Slots {
+    /// Claims being worked on: status `claimed`, including any whose lease ran out and that
+    /// `settle` has not yet marked so.
+    pub claimed: i64,
+    /// Results sent (submitted or approved).
+    pub submitted: i64,
+    /// Of `claimed`, those whose lease ran out before the task's deadline (the lapses).
+    lapsing: i64,
+}
+
+/// Counts a task's slots as of `now`, in one statement.
+pub(super) async fn slots(
     conn: &mut AnyConnection,
     task: &TaskRow,
-) -> ServiceResult<(i64, i64)> {
-    let (claimed, submitted): (i64, i64) = sqlx::query_as(
+    now: i64,
+) -> ServiceResult<Slots> {
+    let (claimed, submitted, lapsing): (i64, i64, i64) = sqlx::query_as(
         "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'claimed' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(CASE WHEN status IN ('submitted', 'approved') THEN 1 ELSE 0 END), 0) AS BIGINT) \
+         CAST(COALESCE(SUM(CASE WHEN status IN ('submitted', 'approved') THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN status = 'claimed' AND lease_expires_at <= $2 \
+           AND lease_expires_at < $3 THEN 1 ELSE 0 END), 0) AS BIGINT) \
          FROM assignments WHERE task_id = $1",
     )
     .bind(task.id.as_str())
+    .bind(now)
+    .bind(task.deadline_at)
     .fetch_one(conn)
     .await?;
-    Ok((claimed, submitted))
+    Ok(Slots {
+        claimed,
+        submitted,
+        lapsing,
+    })
+}
+
+/// What `settle` found and did.
+pub(super) struct Settled {
+    /// Whether the task or its assignments changed.
+    pub changed: bool,
+    /// The task's slots after lapsed claims were freed, for the caller to carry forward within
+    /// the same transaction (the task row is locked, so nobody else changes them).
+    pub slots: Slots,
 }
 
 impl HumanPing {
@@ -41,24 +71,34 @@ impl HumanPing {
         conn: &mut AnyConnection,
         task: &mut TaskRow,
         now: i64,
-    ) -> ServiceResult<bool> {
+    ) -> ServiceResult<Settled> {
         if task.status.is_final() {
-            return Ok(false);
+            return Ok(Settled {
+                changed: false,
+                slots: Slots::default(),
+            });
         }
-        let lapsed: Vec<String> = sqlx::query_scalar(
-            "UPDATE assignments SET status = 'lease_expired', resolved_at = $1 \
-             WHERE task_id = $2 AND status = 'claimed' AND lease_expires_at <= $1 \
-             AND lease_expires_at < $3 RETURNING worker_id",
-        )
-        .bind(now)
-        .bind(task.id.as_str())
-        // A claim cut short by the task's own deadline is not the worker's lapse.
-        .bind(task.deadline_at)
-        .fetch_all(&mut *conn)
-        .await?;
+        // Counting first spares the write below on the many reads where no lease ran out.
+        let mut slots = slots(conn, task, now).await?;
+        let mut lapsed: Vec<String> = Vec::new();
+        if slots.lapsing > 0 {
+            lapsed = sqlx::query_scalar(
+                "UPDATE assignments SET status = 'lease_expired', resolved_at = $1 \
+                 WHERE task_id = $2 AND status = 'claimed' AND lease_expires_at <= $1 \
+                 AND lease_expires_at < $3 RETURNING worker_id",
+            )
+            .bind(now)
+            .bind(task.id.as_str())
+            // A claim cut short by the task's own deadline is not the worker's lapse.
+            .bind(task.deadline_at)
+            .fetch_all(&mut *conn)
+            .await?;
+            slots.claimed -= i64::try_from(lapsed.len()).unwrap_or(0);
+            slots.lapsing = 0;
+        }
         let expired = lapsed.len();
         let before = (task.status, task.held);
-        self.refresh_status(conn, task, now).await?;
+        self.refresh_status(conn, task, &mut slots, now).await?;
 
         let review_due = task.status == TaskStatus::Completed
             && task.review_deadline_at.is_some_and(|review| review <= now);
@@ -74,7 +114,6 @@ impl HumanPing {
             .await?;
         }
         // Money first, then the worker rows (see `release`).
-        let mut lapsed = lapsed;
         lapsed.sort();
         lapsed.dedup();
         for worker in lapsed {
@@ -85,30 +124,32 @@ impl HumanPing {
         if changed {
             save_task(conn, task, now).await?;
         }
-        Ok(changed)
+        Ok(Settled { changed, slots })
     }
 
     /// Sets the task's status from its slots (and its deadline), voiding the share of slots
-    /// that can no longer be filled. Does not save.
+    /// that can no longer be filled. `slots` must be the task's slots as they stand (claims
+    /// ended here are taken out of it). Does not save.
     pub(super) async fn refresh_status(
         &self,
         conn: &mut AnyConnection,
         task: &mut TaskRow,
+        slots: &mut Slots,
         now: i64,
     ) -> ServiceResult<()> {
         if task.status.is_final() {
             return Ok(());
         }
-        let (claimed, submitted) = slot_counts(conn, task).await?;
+        let Slots {
+            claimed, submitted, ..
+        } = *slots;
         let past_deadline = now >= task.deadline_at;
         if task.max_workers > 1 {
-            return self
-                .refresh_consensus(conn, task, claimed, submitted, now)
-                .await;
+            return self.refresh_consensus(conn, task, slots, now).await;
         }
         let status = if past_deadline && submitted < task.slots {
             if claimed > 0 {
-                self.end_claims(conn, task, now).await?;
+                self.end_claims(conn, task, slots, now).await?;
             }
             if submitted == 0 {
                 TaskStatus::Expired
@@ -142,10 +183,12 @@ impl HumanPing {
         &self,
         conn: &mut AnyConnection,
         task: &mut TaskRow,
-        claimed: i64,
-        submitted: i64,
+        slots: &mut Slots,
         now: i64,
     ) -> ServiceResult<()> {
+        let Slots {
+            claimed, submitted, ..
+        } = *slots;
         if task.status == TaskStatus::Completed {
             // Decided: a dispute of one result later does not reopen the question.
             return Ok(());
@@ -190,7 +233,7 @@ impl HumanPing {
         );
         let outcome = match decision {
             Decision::Wait if past_deadline => {
-                self.end_claims(conn, task, now).await?;
+                self.end_claims(conn, task, slots, now).await?;
                 self.void_unused(conn, task, 0, now, "deadline passed without a result")
                     .await?;
                 task.status = TaskStatus::Expired;
@@ -214,7 +257,7 @@ impl HumanPing {
             Decision::Collected => ("collected", None, None),
         };
         if claimed > 0 {
-            self.end_claims(conn, task, now).await?;
+            self.end_claims(conn, task, slots, now).await?;
         }
         let (name, answer, confidence) = outcome;
         task.consensus = Some(ConsensusView {
@@ -255,8 +298,10 @@ impl HumanPing {
         &self,
         conn: &mut AnyConnection,
         task: &TaskRow,
+        slots: &mut Slots,
         now: i64,
     ) -> ServiceResult<()> {
+        slots.claimed = 0;
         sqlx::query(
             "UPDATE assignments SET status = 'task_ended', resolved_at = $1 \
              WHERE task_id = $2 AND status = 'claimed'",

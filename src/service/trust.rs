@@ -50,6 +50,8 @@ pub(super) async fn record(
 }
 
 /// Recomputes and stores the worker's score; returns it.
+// Limitation: the score is recomputed from the worker's whole history, so each settlement reads
+// every resolved assignment of its worker; the cost grows with a worker's history.
 pub(super) async fn refresh(
     conn: &mut AnyConnection,
     worker: &WorkerId,

@@ -215,7 +215,7 @@ impl HumanPing {
         let mut task = load_task(&mut tx, &task_id, lock)
             .await?
             .ok_or_else(not_found)?;
-        self.settle(&mut tx, &mut task, now).await?;
+        let mut slots = self.settle(&mut tx, &mut task, now).await?.slots;
 
         let status: String = sqlx::query_scalar("SELECT status FROM assignments WHERE id = $1")
             .bind(id.as_str())
@@ -233,7 +233,9 @@ impl HumanPing {
         .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
-        self.refresh_status(&mut tx, &mut task, now).await?;
+        slots.claimed -= 1;
+        self.refresh_status(&mut tx, &mut task, &mut slots, now)
+            .await?;
         // Money first, then the worker row (see `settle::release`).
         super::trust::refresh(&mut tx, worker, now).await?;
         save_task(&mut tx, &mut task, now).await?;

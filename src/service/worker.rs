@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::HumanPing;
 use super::error::{ServiceError, ServiceResult};
-use super::rows::{ASSIGNMENT_COLUMNS, AssignmentRow, TASK_COLUMNS, TaskRow, load_task};
+use super::rows::{ASSIGNMENT_COLUMNS, AssignmentRow, TASK_COLUMNS_T, TaskRow, load_task};
 use super::settle::save_task;
 use super::views::{
     AssignmentCounts, AssignmentView, ClaimedTaskView, OfferView, TierView, WorkerProfile,
@@ -22,15 +22,19 @@ use crate::domain::status::{AssignmentStatus, TaskStatus};
 use crate::domain::trust::{self, Tier};
 use crate::input::ProofKind;
 use crate::ledger::{self, account};
+use crate::store::Backend;
 
 /// The largest task radius (100 km) in degrees of latitude, for the feed's bounding box.
-const MAX_RADIUS_DEGREES: f64 = 100_000.0 / 111_195.0;
+const MAX_RADIUS_DEGREES: f64 = 100_000.0 / METRES_PER_DEGREE;
 /// How many offers a feed shows at most.
 const FEED_SIZE: usize = 50;
-/// How many open tasks a feed considers before ranking.
-// Limitation: after the SQL prefilter the feed ranks at most the 1000 oldest candidates in memory;
-// the box around the worker uses a plain (lat, lng) index, not a spatial one.
-const FEED_SCAN: i64 = 1_000;
+/// How many ranked tasks a feed reads from the database: a feed's worth, with room for the few
+/// that the exact distance check turns away at the edge of their radius.
+// Limitation: the box around the worker uses a plain (lat, lng) index, not a spatial one, so a
+// feed reads every open task in the box to rank them.
+const FEED_SCAN: i64 = 2 * FEED_SIZE as i64;
+/// Metres per degree of latitude (and of longitude at the equator).
+const METRES_PER_DEGREE: f64 = 111_195.0;
 const MAX_ANSWER_CHARS: usize = 10_000;
 
 /// A worker's result for a claimed task.
@@ -91,24 +95,82 @@ fn list(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The worker columns routing needs, from the table aliased `w`.
+const WORKER_COLUMNS: &str = "w.name, w.trust_score, w.lat, w.lng, w.capabilities, w.languages";
+
+impl WorkerRow {
+    fn from_row(row: &sqlx::any::AnyRow) -> ServiceResult<WorkerRow> {
+        Ok(WorkerRow {
+            name: row.try_get("name")?,
+            trust_score: row.try_get("trust_score")?,
+            lat: row.try_get("lat")?,
+            lng: row.try_get("lng")?,
+            capabilities: list(&row.try_get::<String, _>("capabilities")?),
+            languages: list(&row.try_get::<String, _>("languages")?),
+        })
+    }
+}
+
+fn worker_gone() -> ServiceError {
+    ServiceError::Unauthorized("this worker no longer exists".into())
+}
+
 pub(super) async fn load_worker(
     conn: &mut AnyConnection,
     worker: &WorkerId,
 ) -> ServiceResult<WorkerRow> {
-    let row = sqlx::query(
-        "SELECT name, trust_score, lat, lng, capabilities, languages FROM workers WHERE id = $1",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT {WORKER_COLUMNS} FROM workers w WHERE w.id = $1"
+    ))
     .bind(worker.as_str())
     .fetch_optional(conn)
     .await?
-    .ok_or_else(|| ServiceError::Unauthorized("this worker no longer exists".into()))?;
-    Ok(WorkerRow {
-        name: row.try_get("name")?,
-        trust_score: row.try_get("trust_score")?,
-        lat: row.try_get("lat")?,
-        lng: row.try_get("lng")?,
-        capabilities: list(&row.try_get::<String, _>("capabilities")?),
-        languages: list(&row.try_get::<String, _>("languages")?),
+    .ok_or_else(worker_gone)?;
+    WorkerRow::from_row(&row)
+}
+
+/// A worker as a claim on one task needs them: who they are, what they already hold of the
+/// task, whether its agent blocked them, and their partnership with the agent.
+struct Claimant {
+    me: WorkerRow,
+    /// The worker's live assignment in the task, if any.
+    holding: Option<String>,
+    blocked: bool,
+    /// Notes and bonus (basis points) when the worker is a partner of the task's agent.
+    partner: Option<(Option<String>, i64)>,
+}
+
+/// Reads a `Claimant` in one statement.
+async fn load_claimant(
+    conn: &mut AnyConnection,
+    task: &TaskRow,
+    worker: &WorkerId,
+) -> ServiceResult<Claimant> {
+    let sql = format!(
+        "SELECT {WORKER_COLUMNS}, \
+           (SELECT a.id FROM assignments a WHERE a.task_id = $2 AND a.worker_id = w.id \
+             AND a.status IN ('claimed', 'submitted', 'approved', 'rejected') LIMIT 1) AS holding, \
+           CAST(CASE WHEN EXISTS (SELECT 1 FROM agent_blocks b WHERE b.agent_id = $3 \
+             AND b.worker_id = w.id) THEN 1 ELSE 0 END AS BIGINT) AS blocked, \
+           p.notes AS partner_notes, p.bonus_bps AS partner_bps \
+         FROM workers w LEFT JOIN partners p ON p.agent_id = $3 AND p.worker_id = w.id \
+         WHERE w.id = $1"
+    );
+    let row = sqlx::query(&sql)
+        .bind(worker.as_str())
+        .bind(task.id.as_str())
+        .bind(task.agent_id.as_str())
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(worker_gone)?;
+    Ok(Claimant {
+        me: WorkerRow::from_row(&row)?,
+        holding: row.try_get("holding")?,
+        blocked: row.try_get::<i64, _>("blocked")? != 0,
+        partner: match row.try_get::<Option<i64>, _>("partner_bps")? {
+            Some(bps) => Some((row.try_get("partner_notes")?, bps)),
+            None => None,
+        },
     })
 }
 
@@ -240,10 +302,13 @@ impl HumanPing {
         me: &WorkerRow,
         now: i64,
     ) -> ServiceResult<Vec<(Option<f64>, OfferView, bool)>> {
-        // What SQL can rule out cheaply: tasks above the worker's tier, kinds needing a
-        // capability they lack, agents who blocked them, and — when their position is known —
-        // places outside a box around them as wide as the largest radius. The rest (exact
-        // distance, language) is checked below.
+        // SQL rules out what it can and ranks the rest: tasks above the worker's tier, kinds
+        // needing a capability they lack, languages they do not speak, agents who blocked them,
+        // full tasks, and places out of reach. Reach is measured on a flat map around the
+        // worker (metres per degree of longitude taken at their latitude), with 5% and 10 m of
+        // slack; the exact great-circle distance is checked below on the few rows returned.
+        // Ranking in SQL (partners first, then nearest, best paid, soonest due) means only a
+        // feed's worth of rows crosses from the database, whatever the number of open tasks.
         let (tier, _) = trust::tier_for(&self.config.tiers, me.trust_score);
         let voice = me.capabilities.iter().any(|c| c == "voice");
         let field = me.capabilities.iter().any(|c| c == "field");
@@ -255,44 +320,115 @@ impl HumanPing {
             }
             _ => (1.0, -1.0, 1.0, -1.0), // an empty box: located tasks need a known position
         };
-        let sql = format!(
-            "SELECT {TASK_COLUMNS}, \
-               (SELECT p.bonus_bps FROM partners p WHERE p.agent_id = t.agent_id \
-                 AND p.worker_id = $2) AS partner_bps, \
-               (SELECT p.notes FROM partners p WHERE p.agent_id = t.agent_id \
-                 AND p.worker_id = $2) AS partner_notes, \
-               (SELECT COUNT(*) FROM assignments a WHERE a.task_id = t.id \
-               AND (a.status IN ('submitted', 'approved') \
-                    OR (a.status = 'claimed' AND a.lease_expires_at > $1))) AS taken \
-             FROM tasks t WHERE t.status IN ('open', 'in_progress') AND t.deadline_at > $1 \
-             AND t.budget_cents <= $4 \
-             AND ($5 = 1 OR t.kind <> 'voice_proxy') AND ($6 = 1 OR t.kind <> 'field_mission') \
-             AND (t.lat IS NULL OR (t.lat BETWEEN $7 AND $8 AND t.lng BETWEEN $9 AND $10)) \
-             AND NOT EXISTS (SELECT 1 FROM agent_blocks b WHERE b.agent_id = t.agent_id \
-               AND b.worker_id = $2) \
-             AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id \
-               AND a.worker_id = $2 AND a.status IN ('claimed', 'submitted', 'approved', 'rejected')) \
-             AND NOT EXISTS (SELECT 1 FROM honeypot_tasks h WHERE h.task_id = t.id \
-               AND h.worker_id <> $2) \
-             AND (t.partners = 'none' \
-               OR (t.partners = 'prefer' AND COALESCE(t.first_look_until, 0) <= $1) \
-               OR EXISTS (SELECT 1 FROM partners p WHERE p.agent_id = t.agent_id \
-                 AND p.worker_id = $2)) \
-             ORDER BY t.created_at LIMIT $3"
+        let (here_lat, here_lng) = (me.lat.unwrap_or(0.0), me.lng.unwrap_or(0.0));
+        let metres_per_degree_lng = METRES_PER_DEGREE * here_lat.to_radians().cos().max(0.01);
+        // The primary subtags of the worker's languages, as ",en,fr,": a task's language is
+        // spoken when its primary subtag is among them.
+        let spoken = format!(
+            ",{},",
+            me.languages
+                .iter()
+                .map(|l| l.split('-').next().unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join(",")
         );
-        let found = sqlx::query(&sql)
-            .bind(now)
-            .bind(worker.as_str())
-            .bind(FEED_SCAN)
-            .bind(tier.max_budget_cents)
-            .bind(i64::from(voice))
-            .bind(i64::from(field))
-            .bind(lat_min)
-            .bind(lat_max)
-            .bind(lng_min)
-            .bind(lng_max)
+        let speaks = match self.store.backend() {
+            Backend::Sqlite => {
+                "instr($11, ',' || CASE WHEN instr(t.language, '-') > 0 \
+                 THEN substr(t.language, 1, instr(t.language, '-') - 1) ELSE t.language END \
+                 || ',') > 0"
+            }
+            Backend::Postgres => "strpos($11, ',' || split_part(t.language, '-', 1) || ',') > 0",
+        };
+        let in_box = "t.lat BETWEEN $7 AND $8 AND t.lng BETWEEN $9 AND $10";
+        // Tasks tied to a place rank before the others (nearest first), so the two kinds are
+        // read apart: the placed ones first, with their squared flat distance and reach (with
+        // its slack); then the others, only when the first read left room, or else only the
+        // partners' ones (a partner's task ranks before any stranger's).
+        let flat_d2 = "((t.lat - $12) * $14) * ((t.lat - $12) * $14) \
+            + ((t.lng - $13) * $15) * ((t.lng - $13) * $15)";
+        let reach2 = "(CAST(t.radius_m AS DOUBLE PRECISION) * 1.05 + 10.0) \
+            * (CAST(t.radius_m AS DOUBLE PRECISION) * 1.05 + 10.0)";
+        let placed = (
+            flat_d2.to_owned(),
+            format!("t.lat IS NOT NULL AND {in_box} AND {flat_d2} <= {reach2}"),
+            "c.flat_d2, ",
+        );
+        let read = |(distance, place, by_distance): (String, String, &str)| {
+            format!(
+                "SELECT * FROM (SELECT {columns}, p.bonus_bps AS partner_bps, \
+                   p.notes AS partner_notes, \
+                   CASE WHEN p.worker_id IS NULL THEN 1 ELSE 0 END AS stranger, \
+                   {distance} AS flat_d2, \
+                   (SELECT COUNT(*) FROM assignments a WHERE a.task_id = t.id \
+                   AND (a.status IN ('submitted', 'approved') \
+                        OR (a.status = 'claimed' AND a.lease_expires_at > $1))) AS taken \
+                 FROM tasks t \
+                 LEFT JOIN partners p ON p.agent_id = t.agent_id AND p.worker_id = $2 \
+                 WHERE t.status IN ('open', 'in_progress') AND t.deadline_at > $1 \
+                 AND t.budget_cents <= $4 \
+                 AND ($5 = 1 OR t.kind <> 'voice_proxy') AND ($6 = 1 OR t.kind <> 'field_mission') \
+                 AND {place} \
+                 AND (t.language IS NULL OR {speaks}) \
+                 AND (t.partners = 'none' \
+                   OR (t.partners = 'prefer' AND COALESCE(t.first_look_until, 0) <= $1) \
+                   OR p.worker_id IS NOT NULL) \
+                 AND NOT EXISTS (SELECT 1 FROM agent_blocks b WHERE b.agent_id = t.agent_id \
+                   AND b.worker_id = $2) \
+                 AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.task_id = t.id \
+                   AND a.worker_id = $2 \
+                   AND a.status IN ('claimed', 'submitted', 'approved', 'rejected')) \
+                 AND NOT EXISTS (SELECT 1 FROM honeypot_tasks h WHERE h.task_id = t.id \
+                   AND h.worker_id <> $2)) c \
+                 WHERE c.taken < c.slots \
+                 ORDER BY c.stranger, {by_distance}c.budget_cents * (10000 - c.fee_bps) DESC, \
+                   c.deadline_at, c.created_at \
+                 LIMIT $3",
+                columns = *TASK_COLUMNS_T
+            )
+        };
+        // Both reads bind the same first eleven parameters.
+        macro_rules! read_with_common_binds {
+            ($sql:expr) => {
+                sqlx::query($sql)
+                    .bind(now)
+                    .bind(worker.as_str())
+                    .bind(FEED_SCAN)
+                    .bind(tier.max_budget_cents)
+                    .bind(i64::from(voice))
+                    .bind(i64::from(field))
+                    .bind(lat_min)
+                    .bind(lat_max)
+                    .bind(lng_min)
+                    .bind(lng_max)
+                    .bind(spoken.clone())
+            };
+        }
+        let placed_sql = read(placed);
+        let mut found = read_with_common_binds!(&placed_sql)
+            .bind(here_lat)
+            .bind(here_lng)
+            .bind(METRES_PER_DEGREE)
+            .bind(metres_per_degree_lng)
             .fetch_all(&mut *conn)
             .await?;
+        let partners_only = if found.len() >= FEED_SCAN as usize {
+            " AND p.worker_id IS NOT NULL"
+        } else {
+            ""
+        };
+        let placeless = (
+            "CAST(NULL AS DOUBLE PRECISION)".to_owned(),
+            // A task has its latitude, longitude and radius all set, or none of them.
+            format!("t.lat IS NULL{partners_only}"),
+            "",
+        );
+        let placeless_sql = read(placeless);
+        found.extend(
+            read_with_common_binds!(&placeless_sql)
+                .fetch_all(&mut *conn)
+                .await?,
+        );
         let mut offers = Vec::new();
         for row in &found {
             let task = TaskRow::from_row(row)?;
@@ -309,7 +445,7 @@ impl HumanPing {
                 offers.push((distance, offer, super::honeypot::is_honeypot(&task)));
             }
         }
-        // The agent's partners first, then nearest, best paid, soonest due.
+        // The same order as the SQL's, now by the exact distance and pay (bonus included).
         offers.sort_by(|(da, a, _), (db, b, _)| {
             let distance = |d: &Option<f64>| d.unwrap_or(f64::INFINITY);
             b.partner_notes
@@ -338,11 +474,10 @@ impl HumanPing {
         let mut task = load_task(&mut tx, task_id, self.store.for_update())
             .await?
             .ok_or_else(not_offered)?;
-        self.settle(&mut tx, &mut task, now).await?;
-        let me = load_worker(&mut tx, worker).await?;
+        let mut slots = self.settle(&mut tx, &mut task, now).await?.slots;
+        let claimant = load_claimant(&mut tx, &task, worker).await?;
 
-        let mine = held_by(&mut tx, &task.id, worker).await?;
-        if let Some(existing) = mine {
+        if let Some(existing) = claimant.holding {
             return Err(ServiceError::conflict(format!(
                 "you already hold task {task_id} (assignment {existing}); send your result to it"
             )));
@@ -360,24 +495,18 @@ impl HumanPing {
                 )));
             }
         }
-        let blocked: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM agent_blocks WHERE agent_id = $1 AND worker_id = $2")
-                .bind(task.agent_id.as_str())
-                .bind(worker.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if blocked.is_some() {
+        if claimant.blocked {
             return Err(ServiceError::Forbidden(format!(
                 "task {task_id} is not offered to you: its agent does not take your work"
             )));
         }
-        if let Err(reason) = eligibility(&me, &Needs::of(&task), &self.config.tiers) {
+        if let Err(reason) = eligibility(&claimant.me, &Needs::of(&task), &self.config.tiers) {
             return Err(ServiceError::Forbidden(format!(
                 "task {task_id} is not offered to you: {reason}"
             )));
         }
 
-        let partner = super::partners::of(&mut tx, &task.agent_id, worker).await?;
+        let partner = claimant.partner;
         let first_look =
             task.partners == "prefer" && task.first_look_until.is_some_and(|until| now < until);
         if partner.is_none() && (task.partners == "only" || first_look) {
@@ -390,17 +519,17 @@ impl HumanPing {
 
         let assignment = AssignmentId::generate();
         let lease_until = (now + task.kind.lease_secs() * 1000).min(task.deadline_at);
-        sqlx::query(
+        let inserted = sqlx::query(&format!(
             "INSERT INTO assignments (id, task_id, worker_id, status, claimed_at, lease_expires_at, \
-             bonus_cents) VALUES ($1, $2, $3, 'claimed', $4, $5, $6)",
-        )
+             bonus_cents) VALUES ($1, $2, $3, 'claimed', $4, $5, $6) RETURNING {ASSIGNMENT_COLUMNS}"
+        ))
         .bind(assignment.as_str())
         .bind(task.id.as_str())
         .bind(worker.as_str())
         .bind(now)
         .bind(lease_until)
         .bind(bonus.get())
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => ServiceError::conflict(format!(
@@ -408,9 +537,12 @@ impl HumanPing {
             )),
             _ => e.into(),
         })?;
-        self.refresh_status(&mut tx, &mut task, now).await?;
+        let inserted = AssignmentRow::from_row(&inserted)?;
+        slots.claimed += 1;
+        self.refresh_status(&mut tx, &mut task, &mut slots, now)
+            .await?;
         save_task(&mut tx, &mut task, now).await?;
-        let view = assignment_view(&mut tx, &assignment).await?;
+        let view = view_of(&inserted, &task, partner);
         tx.commit().await?;
         tracing::info!(assignment = %assignment, "task claimed");
         self.announce(&task.id);
@@ -440,15 +572,11 @@ impl HumanPing {
 
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
-        let found = load_assignment(&mut tx, &id)
-            .await?
-            .filter(|a| &a.worker_id == worker);
-        let found = found.ok_or_else(not_found)?;
         let lock = self.store.for_update();
-        let mut task = load_task(&mut tx, found.task_id.as_str(), lock)
+        let mut task = lock_task_of(&mut tx, &id, worker, lock)
             .await?
             .ok_or_else(not_found)?;
-        self.settle(&mut tx, &mut task, now).await?;
+        let mut slots = self.settle(&mut tx, &mut task, now).await?.slots;
         let current = load_assignment(&mut tx, &id).await?.ok_or_else(not_found)?;
         let proof_json = input
             .proof
@@ -520,23 +648,28 @@ impl HumanPing {
             .collect();
         let threshold = self.config.sightengine.as_ref().map(|s| s.threshold);
         let flags = super::fraud::check(&mut tx, &task, &current, &links, threshold, now).await?;
-        sqlx::query(
+        let submitted = sqlx::query(&format!(
             "UPDATE assignments SET status = 'submitted', submitted_at = $1, answer = $2, \
-             structured = $3, notes = $4, proof = $5 WHERE id = $6 AND status = 'claimed'",
-        )
+             structured = $3, notes = $4, proof = $5 WHERE id = $6 AND status = 'claimed' \
+             RETURNING {ASSIGNMENT_COLUMNS}"
+        ))
         .bind(now)
         .bind(&answer_text)
         .bind(structured.to_string())
         .bind(&notes)
         .bind(&proof_json)
         .bind(id.as_str())
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
+        let submitted = AssignmentRow::from_row(&submitted)?;
+        slots.claimed -= 1;
+        slots.submitted += 1;
         if !flags.is_empty() {
             super::fraud::record(&mut tx, &task, &current, &flags, now).await?;
             tracing::info!(task = %task.id, flags = flags.len(), "result flagged");
         }
-        self.refresh_status(&mut tx, &mut task, now).await?;
+        self.refresh_status(&mut tx, &mut task, &mut slots, now)
+            .await?;
         if super::honeypot::is_honeypot(&task) && task.status == TaskStatus::Completed {
             let window = i64::try_from(self.config.review_window.as_millis()).unwrap_or(i64::MAX);
             super::honeypot::grade(&mut tx, &mut task, &structured, window, now).await?;
@@ -546,7 +679,8 @@ impl HumanPing {
             super::trust::refresh(&mut tx, worker, now).await?;
         }
         save_task(&mut tx, &mut task, now).await?;
-        let view = assignment_view(&mut tx, &id).await?;
+        // A result is no longer a running claim, so the partner's notes are not shown with it.
+        let view = view_of(&submitted, &task, None);
         tx.commit().await?;
         tracing::info!(task = %task.id, status = task.status.as_str(), "result submitted");
         self.announce(&task.id);
@@ -666,22 +800,6 @@ impl HumanPing {
     }
 }
 
-/// The worker's live assignment in a task, if any.
-async fn held_by(
-    conn: &mut AnyConnection,
-    task: &TaskId,
-    worker: &WorkerId,
-) -> ServiceResult<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM assignments WHERE task_id = $1 AND worker_id = $2 \
-         AND status IN ('claimed', 'submitted', 'approved', 'rejected') LIMIT 1",
-    )
-    .bind(task.as_str())
-    .bind(worker.as_str())
-    .fetch_optional(conn)
-    .await?)
-}
-
 async fn load_assignment(
     conn: &mut AnyConnection,
     id: &AssignmentId,
@@ -694,6 +812,28 @@ async fn load_assignment(
     row.as_ref().map(AssignmentRow::from_row).transpose()
 }
 
+/// Locks the task of a worker's assignment, found by the assignment's id, in one statement;
+/// `None` when the worker has no such assignment. The assignment itself is read after the
+/// lock, so it cannot change between that read and the write.
+async fn lock_task_of(
+    conn: &mut AnyConnection,
+    id: &AssignmentId,
+    worker: &WorkerId,
+    lock: &str,
+) -> ServiceResult<Option<TaskRow>> {
+    let sql = format!(
+        "SELECT {columns} FROM tasks t WHERE t.id = \
+         (SELECT a.task_id FROM assignments a WHERE a.id = $1 AND a.worker_id = $2){lock}",
+        columns = *TASK_COLUMNS_T
+    );
+    let row = sqlx::query(&sql)
+        .bind(id.as_str())
+        .bind(worker.as_str())
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(TaskRow::from_row).transpose()
+}
+
 async fn assignment_view(
     conn: &mut AnyConnection,
     id: &AssignmentId,
@@ -704,11 +844,26 @@ async fn assignment_view(
     let task = load_task(conn, assignment.task_id.as_str(), "")
         .await?
         .ok_or_else(|| ServiceError::not_found(format!("no task {}", assignment.task_id)))?;
-    let partner = super::partners::of(conn, &task.agent_id, &assignment.worker_id).await?;
+    let partner = match assignment.status {
+        AssignmentStatus::Claimed => {
+            super::partners::of(conn, &task.agent_id, &assignment.worker_id).await?
+        }
+        _ => None,
+    };
+    Ok(view_of(&assignment, &task, partner))
+}
+
+/// The worker's view of an assignment; `partner` is the worker's partnership with the task's
+/// agent (its notes are shown while the claim runs).
+fn view_of(
+    assignment: &AssignmentRow,
+    task: &TaskRow,
+    partner: Option<(Option<String>, i64)>,
+) -> AssignmentView {
     // What concerns third parties (a phone number, a contact, the agent's context) is shown
     // only to the worker who holds the claim, and only while they hold it.
     let holding = assignment.status == AssignmentStatus::Claimed;
-    Ok(AssignmentView {
+    AssignmentView {
         assignment_id: assignment.id.clone(),
         task_id: task.id.clone(),
         status: assignment.status,
@@ -735,7 +890,7 @@ async fn assignment_view(
                 _ => None,
             },
         },
-    })
+    }
 }
 
 /// What a worker who is a partner of the task's agent (notes, bonus in basis points) is

@@ -11,12 +11,10 @@ mod postgres;
 mod sqlite;
 
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
 
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyConnection, AnyPool, Connection, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Which database a store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,20 +26,22 @@ pub enum Backend {
 /// A connection pool plus what the code needs to know about its dialect.
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Connections for reads (and, on PostgreSQL, for writing transactions too).
     pool: AnyPool,
+    /// Where writing transactions begin. On SQLite, which has one writer at a time, a pool of
+    /// one connection of its own: writers of this process queue for it in order instead of
+    /// polling the database lock with SQLite's busy handler (which sleeps up to 100 ms per
+    /// try), and a writer never waits for a connection behind a crowd of readers. Writers in
+    /// other processes still meet at the database lock. On PostgreSQL, the same pool as reads.
+    writes: AnyPool,
     backend: Backend,
     /// The URL the pool was opened with, for connections of their own (change watchers).
     url: String,
-    /// SQLite has one writer at a time. Writers of this process queue here, in order, instead
-    /// of polling the database lock with SQLite's busy handler (which sleeps up to 100 ms per
-    /// try); writers in other processes still meet at the database lock.
-    writer: Option<Arc<Mutex<()>>>,
 }
 
 /// A writing transaction; dropped without `commit` it rolls back.
 pub struct Tx {
     tx: Transaction<'static, sqlx::Any>,
-    _writer: Option<OwnedMutexGuard<()>>,
 }
 
 impl Tx {
@@ -67,6 +67,9 @@ impl DerefMut for Tx {
         &mut self.tx
     }
 }
+
+/// How long a pooled connection may sit idle before it is pinged on its way out of the pool.
+const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Store {
     /// Opens the database named by `url` (`sqlite://…`, a plain file path, or
@@ -101,25 +104,51 @@ impl Store {
             })
             .with_context(|| format!("could not use the database at {}", redact(&url)))?;
         let _ = probe.close().await;
-        let options = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            })
-            .acquire_timeout(std::time::Duration::from_secs(30));
-        let pool = match backend {
-            Backend::Sqlite => options.after_connect(|conn, _| Box::pin(sqlite::configure(conn))),
-            Backend::Postgres => options,
-        }
-        .connect(&url)
-        .await
-        .with_context(|| format!("could not open the database at {}", redact(&url)))?;
-        let writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let options = |connections: u32| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(std::time::Duration::from_secs(30))
+                // A connection back from the pool is pinged only when it sat idle long enough to
+                // have been dropped by the server or the network; under load, every transaction
+                // would otherwise pay one more round trip for the ping.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= IDLE_BEFORE_PING {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
+        };
+        let open = |connections: u32| {
+            let options = options(connections);
+            let options = match backend {
+                Backend::Sqlite => {
+                    options.after_connect(|conn, _| Box::pin(sqlite::configure(conn)))
+                }
+                Backend::Postgres => options,
+            };
+            let url = url.clone();
+            async move {
+                options
+                    .connect(&url)
+                    .await
+                    .with_context(|| format!("could not open the database at {}", redact(&url)))
+            }
+        };
+        let (pool, writes) = match backend {
+            Backend::Sqlite => (open(8).await?, open(1).await?),
+            Backend::Postgres => {
+                let pool = open(16).await?;
+                (pool.clone(), pool)
+            }
+        };
         let store = Store {
             pool,
+            writes,
             backend,
             url,
-            writer,
         };
         store.migrate().await?;
         Ok(store)
@@ -153,18 +182,11 @@ impl Store {
     /// Begins a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading a read lock.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        let writer = match &self.writer {
-            Some(writer) => Some(writer.clone().lock_owned().await),
-            None => None,
-        };
         let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writes.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writes.begin().await?,
         };
-        Ok(Tx {
-            tx,
-            _writer: writer,
-        })
+        Ok(Tx { tx })
     }
 
     /// The clause that locks the selected rows until the transaction ends. SQLite needs none:
@@ -177,6 +199,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.writes.close().await;
         self.pool.close().await;
     }
 }

@@ -27,5 +27,10 @@ pub(super) fn migrator() -> sqlx::migrate::Migrator {
             "consensus and partners",
             include_str!("../../migrations/postgres/0006_consensus_partners.sql"),
         ),
+        (
+            7,
+            "feed index",
+            include_str!("../../migrations/postgres/0007_feed_index.sql"),
+        ),
     ])
 }

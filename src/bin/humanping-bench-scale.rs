@@ -1,15 +1,18 @@
-//! Feed latency: how long listing the tasks one worker may take lasts with many open tasks and
-//! workers.
+//! How cost grows with the open tasks and workers: feed latency, claim throughput and lifecycle
+//! throughput on a database holding many of both.
 //!
 //! ```text
-//! humanping-bench-feed --tasks 100000 --workers 10000 [--database-url postgres://…]
+//! humanping-bench-scale --tasks 100000 --workers 10000 [--database-url postgres://…]
 //! ```
 //!
 //! Seeds open tasks (70% tied to a place within 50 km of a city centre, with radii from 1 to
-//! 20 km; the rest anywhere) and workers spread over the same area, through the service layer,
-//! then times `offers` for a sample of workers. Prints the figures; asserts nothing about time.
+//! 20 km; the rest anywhere) and workers spread over the same area, through the service layer;
+//! then, on that database: times `offers` for a sample of workers; lets `--claimers` of the
+//! workers race feed → claim until `--claims` claims are won; and runs `--lifecycles` whole
+//! lifecycles (create → claim → submit → approve) from `--clients` agents at once. Prints the
+//! figures; asserts nothing about time.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
@@ -17,6 +20,9 @@ use humanping::domain::kind::Capability;
 use humanping::domain::money::Cents;
 use humanping::input::CreateTaskBody;
 use humanping::service::{Config, HumanPing, NewWorker};
+
+#[path = "bench/mod.rs"]
+mod bench;
 
 #[derive(Parser)]
 #[command(about = "Measure how fast a worker's feed is listed")]
@@ -33,9 +39,18 @@ struct Args {
     /// Feeds to time.
     #[arg(long, default_value_t = 200)]
     samples: usize,
-    /// Concurrent seeding clients.
+    /// Concurrent clients, for seeding and for the lifecycles.
     #[arg(long, default_value_t = 8)]
     clients: usize,
+    /// Workers racing to claim.
+    #[arg(long, default_value_t = 200)]
+    claimers: usize,
+    /// Claims to win in the race (0 skips it).
+    #[arg(long, default_value_t = 2_000)]
+    claims: u64,
+    /// Whole lifecycles to run (0 skips them).
+    #[arg(long, default_value_t = 2_000)]
+    lifecycles: usize,
 }
 
 /// A small deterministic generator, so runs seed the same data.
@@ -62,7 +77,8 @@ fn around(rng: &mut Lcg, km: f64) -> (f64, f64) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let scratch = std::env::temp_dir().join(format!("humanping-bench-feed-{}", std::process::id()));
+    let scratch =
+        std::env::temp_dir().join(format!("humanping-bench-scale-{}", std::process::id()));
     let url = match &args.database_url {
         Some(url) => url.clone(),
         None => format!("sqlite://{}", scratch.join("bench.db").display()),
@@ -124,7 +140,6 @@ async fn main() -> anyhow::Result<()> {
         latencies.push(t0.elapsed());
     }
     latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     println!(
         "backend: {}",
         format!("{:?}", service.store().backend()).to_lowercase()
@@ -137,13 +152,44 @@ async fn main() -> anyhow::Result<()> {
         "mean_offers_per_feed: {:.1}",
         offered as f64 / latencies.len() as f64
     );
-    println!("feed_p50_ms: {:.2}", ms(pick(0.50)));
-    println!("feed_p99_ms: {:.2}", ms(pick(0.99)));
+    println!("feed_p50_ms: {:.2}", bench::percentile_ms(&latencies, 0.50));
+    println!("feed_p99_ms: {:.2}", bench::percentile_ms(&latencies, 0.99));
+
+    if args.claims > 0 {
+        let claimers = workers.iter().take(args.claimers).cloned().collect();
+        let race = bench::claim_race(&service, claimers, Some(args.claims)).await?;
+        let won = race.latencies.len();
+        println!("claimers: {}", args.claimers.min(workers.len()));
+        println!("claims: {won}");
+        println!("claims_lost_to_another_worker: {}", race.lost);
+        println!(
+            "claims_per_s: {:.1}",
+            won as f64 / race.elapsed.as_secs_f64()
+        );
+        let p50 = bench::percentile_ms(&race.latencies, 0.50);
+        println!("claim_p50_ms: {p50:.2}");
+        let p99 = bench::percentile_ms(&race.latencies, 0.99);
+        println!("claim_p99_ms: {p99:.2}");
+    }
+    if args.lifecycles > 0 {
+        let per_client = args.lifecycles.div_ceil(args.clients.max(1));
+        let pairs = bench::lifecycle_pairs(&service, args.clients, per_client).await?;
+        let (done, elapsed) = bench::run_lifecycles(&service, pairs, per_client).await?;
+        println!("lifecycle_clients: {}", args.clients);
+        println!("lifecycles: {}", done.len());
+        let rate = done.len() as f64 / elapsed.as_secs_f64();
+        println!("lifecycles_per_s: {rate:.1}");
+        println!("lifecycle_p50_ms: {:.2}", bench::percentile_ms(&done, 0.50));
+        println!("lifecycle_p99_ms: {:.2}", bench::percentile_ms(&done, 0.99));
+    }
+    let report = service.verify_ledger().await?;
+    println!("books_balanced: {}", report.is_balanced());
     service.store().close().await;
     let _ = std::fs::remove_dir_all(&scratch);
+    anyhow::ensure!(
+        report.is_balanced(),
+        "the books do not balance: {:?}",
+        report.problems
+    );
     Ok(())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
