@@ -214,7 +214,7 @@ fn rows() -> Vec<Row> {
         row("GET", "/pay/connect", "/pay/connect", Key, P::None, B::None, PUBLIC, NONE),
         // Real money: agents' top-ups, Stripe's own webhook, workers' payouts. In test mode
         // (no Stripe key) the owners are refused too, and the webhook is not there.
-        // Limitation: with a Stripe key (against a local fake) these rows are not checked.
+        // With a Stripe key (against a local fake) tests/payments.rs checks them by role.
         row("POST", "/v1/balance/topups", "/v1/balance/topups", Key, P::None,
             B::Json(r#"{"amount": 10}"#), [S401, S403, S403, S403, S403, S403], NONE),
         row("GET", "/v1/balance/topups/{id}", "/v1/balance/topups/top_unknown", Key, P::None,

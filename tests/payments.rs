@@ -930,3 +930,82 @@ async fn the_topup_tool_returns_a_checkout_link_and_refusals_say_why() {
         assert_books(&svc, db.name).await;
     }
 }
+
+/// With a Stripe key (against the fake), each payment route answers each role as it should:
+/// nobody, agent A (owns the top-up), agent B, a worker, another worker, an operator key.
+/// Stripe's webhook takes no key at all: only its signature counts.
+#[tokio::test]
+async fn with_stripe_on_each_payment_route_answers_each_role() {
+    for db in common::databases().await {
+        let fake = FakeStripe::start().await;
+        let svc = service(&db, &fake, Clock::system()).await;
+        let api = Api::start(&svc).await;
+        let (_, agent_a) = svc.create_agent("a").await.unwrap();
+        let (_, agent_b) = svc.create_agent("b").await.unwrap();
+        let (_, worker) = common::worker(&svc, "w").await;
+        let (_, other_worker) = common::worker(&svc, "w2").await;
+        let operator = svc.create_operator_key().await.unwrap();
+        let keys = ["", &agent_a, &agent_b, &worker, &other_worker, &operator];
+        let (topup, _) = open_topup(&api, &fake, &agent_a, "10").await;
+
+        let send = async |method: &str, path: &str, key: &str, body: Option<&str>| {
+            let mut request = api
+                .http
+                .request(method.parse().unwrap(), format!("{}{path}", api.base));
+            if !key.is_empty() {
+                request = request.bearer_auth(key);
+            }
+            if let Some(body) = body {
+                request = request
+                    .header("Content-Type", "application/json")
+                    .body(body.to_owned());
+            }
+            request.send().await.unwrap().status().as_u16()
+        };
+        let topup_path = format!("/v1/balance/topups/{topup}");
+        let rows: [(&str, &str, Option<&str>, [u16; 6]); 7] = [
+            (
+                "POST",
+                "/v1/balance/topups",
+                Some(r#"{"amount": "10"}"#),
+                [401, 201, 201, 403, 403, 403],
+            ),
+            ("GET", &topup_path, None, [401, 200, 404, 403, 403, 403]),
+            (
+                "POST",
+                "/v1/stripe/webhook",
+                Some(r#"{"type": "checkout.session.completed"}"#),
+                [400; 6],
+            ),
+            (
+                "POST",
+                "/v1/worker/payouts/connect",
+                Some("{}"),
+                [401, 403, 403, 200, 200, 403],
+            ),
+            (
+                "GET",
+                "/v1/worker/payouts",
+                None,
+                [401, 403, 403, 200, 200, 403],
+            ),
+            ("GET", "/pay/topup", None, [200; 6]),
+            ("GET", "/pay/topup/done", None, [200; 6]),
+        ];
+        for (method, path, body, expected) in rows {
+            for (key, want) in keys.iter().zip(expected) {
+                let got = send(method, path, key, body).await;
+                let role = [
+                    "nobody",
+                    "agent A",
+                    "agent B",
+                    "worker",
+                    "other worker",
+                    "operator",
+                ][keys.iter().position(|k| k == key).unwrap()];
+                assert_eq!(got, want, "{}: {method} {path} by {role}", db.name);
+            }
+        }
+        assert_books(&svc, "after the table").await;
+    }
+}
